@@ -1,0 +1,963 @@
+"""Rewrite Azure ML job files from the May-2021 preview syntax into today's GA syntax.
+
+The file keeps its look: the tree is edited in ruamel.yaml's round-trip mode, so comments, key order, quoting,
+block scalars and blank lines survive, and a document that needs no change is copied through byte for byte.
+
+Most of this module is comment bookkeeping. ruamel does not attach a comment to the key it describes but to the
+*end of the entry before it*: the token stored after `a: 1` holds `a`'s end-of-line comment **and** every whole
+comment/blank line up to the next key. Moving or deleting a key therefore moves or deletes comments that belong to
+its neighbours unless they are handed over explicitly; `_Comments`, `_detach`, `_insert`, `_collapse` and
+`_remove` are that hand-over.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import posixpath
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark, YAMLError
+from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString, ScalarString
+from ruamel.yaml.tokens import CommentToken
+
+__all__ = ["Change", "Migration", "MigrationError", "migrate_text"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One rewrite. `line` is 0-based in the ORIGINAL text and points at the old form."""
+
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Migration:
+    text: str
+    changes: list[Change]
+
+
+class MigrationError(ValueError):
+    """The text is not YAML. `line`/`column` are 0-based; the message shows them 1-based, as editors do."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+def migrate_text(text: str) -> Migration:
+    """Return `text` in GA syntax plus one `Change` per rewrite; GA text comes back identical."""
+    had_bom = text.startswith("\ufeff")
+    body = text[1:] if had_bom else text
+    crlf = _first_line_break(body) == "\r\n"
+    body = body.replace("\r\n", "\n")
+    changes: list[Change] = []
+    pieces: list[str] = []
+    for doc in _split_documents(body):
+        pieces.append(doc.prefix)
+        pieces.append(_migrate_document(doc, changes))
+    if not changes:
+        return Migration(text, [])
+    out = "".join(pieces)
+    if crlf:
+        out = out.replace("\n", "\r\n")
+    # A BOM is never written: YAML does not need one and the CLI's loader has choked on it.
+    return Migration(out, sorted(changes, key=lambda c: c.line))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Documents: split the stream ourselves so that untouched documents are copied verbatim.
+
+_DOC_MARKER = re.compile(r"(?:---|\.\.\.)(?=[ \t]|$)")
+
+
+@dataclass
+class _Document:
+    prefix: str  # `---`/`...`/directive lines before the body, copied as they are
+    body: str
+    start_line: int
+    explicit_start: bool = False  # the body itself begins with `--- <content>`
+
+
+def _first_line_break(text: str) -> str:
+    at = text.find("\n")
+    return "\r\n" if at > 0 and text[at - 1] == "\r" else "\n"
+
+
+def _split_documents(text: str) -> list[_Document]:
+    # Only "\n" splits lines here: str.splitlines would also split on U+2028 etc. inside scalars.
+    lines = re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+    docs: list[_Document] = []
+    prefix: list[str] = []
+    body: list[str] = []
+    start = 0
+    explicit = False
+    for number, line in enumerate(lines):
+        bare = line.rstrip("\n")
+        marker = _DOC_MARKER.match(bare)
+        is_directive = bare.startswith("%") and not body
+        if marker or is_directive:
+            rest = bare[marker.end() :].strip() if marker else ""
+            if body:
+                docs.append(_Document("".join(prefix), "".join(body), start, explicit))
+                prefix, body, explicit = [], [], False
+            if rest and not rest.startswith("#") and bare.startswith("---"):
+                body, start, explicit = [line], number, True  # `--- {a: 1}`: the content needs the marker
+            else:
+                prefix.append(line)
+            continue
+        if not body:
+            start = number
+        body.append(line)
+    if body or prefix:
+        docs.append(_Document("".join(prefix), "".join(body), start, explicit))
+    return docs
+
+
+def _new_yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap long lines; folded scalars keep their own folds
+    return yaml
+
+
+def _parse(doc: _Document) -> Any:
+    try:
+        return _new_yaml().load(doc.body)
+    except Exception as exc:  # ruamel raises several unrelated types; none of them may escape as a traceback
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = doc.start_line + (mark.line if mark is not None else 0)
+        column = mark.column if mark is not None else 0
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0] if str(exc) else type(exc)
+        context = getattr(exc, "context", None)
+        detail = f"{problem} ({context})" if context and isinstance(exc, YAMLError) else str(problem)
+        raise MigrationError(
+            f"line {line + 1}, column {column + 1}: not valid YAML, cannot migrate: {detail}", line, column
+        ) from None
+
+
+def _migrate_document(doc: _Document, changes: list[Change]) -> str:
+    root = _parse(doc)
+    if not isinstance(root, CommentedMap):
+        return doc.body
+    ctx = _Context(doc.start_line)
+    _rewrite_expressions(root, ctx)
+    if _is_sweep(root):
+        _migrate_sweep(root, ctx)
+    else:
+        _migrate_job(root, ctx, "", _RootHeader(root))
+    if not ctx.changes:
+        return doc.body
+    changes.extend(ctx.changes)
+    out = _dump(root, doc)
+    if not doc.body.endswith("\n"):
+        out = out.rstrip("\n")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Serialising a changed document.
+
+# A private-use character that stands in for a space at the end of a folded line (see `_keep_trailing_spaces`).
+_SPACE_STAND_IN = "\ue000"
+
+
+def _dump(root: CommentedMap, doc: _Document) -> str:
+    yaml = _new_yaml()
+    mapping, sequence, offset = _guess_indent(root)
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    yaml.explicit_start = doc.explicit_start
+    stand_in = _SPACE_STAND_IN not in doc.body
+    if stand_in:
+        _keep_trailing_spaces(root)
+    stream = io.StringIO()
+    yaml.dump(root, stream)
+    out = stream.getvalue()
+    return out.replace(_SPACE_STAND_IN, " ") if stand_in else out
+
+
+def _keep_trailing_spaces(node: Any) -> None:
+    """Keep `python main.py ⏎--x` folded where the author folded it.
+
+    A source line that ends in a space folds into two spaces; ruamel then refuses to fold there again (it never
+    writes trailing whitespace) and joins the lines. Hiding the first space behind a non-space stand-in lets it
+    fold; the stand-in becomes a space again after dumping, which restores the original line exactly.
+    """
+    for holder, key, value in _walk_values(node):
+        if not isinstance(value, FoldedScalarString):
+            continue
+        chars = list(value)
+        for pos in getattr(value, "fold_pos", []):
+            before = pos - 1
+            while before >= 0 and chars[before] == " " and pos + 1 < len(chars) and chars[pos + 1] != " ":
+                chars[before] = _SPACE_STAND_IN
+                before -= 1
+        if chars != list(value):
+            holder[key] = _retext(value, "".join(chars), lambda p: p)
+
+
+def _guess_indent(root: CommentedMap) -> tuple[int, int, int]:
+    """(mapping, sequence, offset) as ruamel's `indent()` wants them, read off the first nested blocks."""
+    mapping: int | None = None
+    seq: tuple[int, int] | None = None
+    for holder, key, value in _walk_values(root):
+        if not isinstance(holder, CommentedMap) or not _is_block(value):
+            continue
+        parent_col = _column_of(holder, key)
+        if mapping is None and isinstance(value, CommentedMap):
+            mapping = _column_of(value, next(iter(value))) - parent_col
+        if seq is None and isinstance(value, CommentedSeq):
+            dash = value.lc.col - parent_col
+            seq = (_column_of(value, 0) - parent_col, dash)
+        if mapping is not None and seq is not None:
+            break
+    mapping = mapping if mapping and mapping > 0 else 2
+    sequence, offset = seq if seq and seq[0] >= seq[1] + 2 and seq[1] >= 0 else (2, 0)
+    return mapping, sequence, offset
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tree helpers.
+
+
+def _walk_values(node: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """Every (container, key, value) below `node`, depth first, in document order."""
+    if isinstance(node, CommentedMap):
+        entries: Any = list(node.items())
+    elif isinstance(node, CommentedSeq):
+        entries = list(enumerate(node))
+    else:
+        return
+    for key, value in entries:
+        yield node, key, value
+        yield from _walk_values(value)
+
+
+def _is_block(node: Any) -> bool:
+    """A non-empty block-style collection: its entries (and comments) sit on their own lines."""
+    return isinstance(node, (CommentedMap, CommentedSeq)) and len(node) > 0 and not node.fa.flow_style()
+
+
+def _column_of(node: Any, key: Any) -> int:
+    try:
+        return int(node.lc.key(key)[1] if isinstance(node, CommentedMap) else node.lc.item(key)[1])
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return 0
+
+
+def _retext(old: Any, text: str, shift: Callable[[int], int | None]) -> Any:
+    """`text` with `old`'s scalar style (quotes, `|`, `>` and its folds), indicator comment and anchor."""
+    if not isinstance(old, ScalarString):
+        return text
+    new = type(old)(text)
+    if isinstance(old, FoldedScalarString):
+        moved = (shift(p) for p in getattr(old, "fold_pos", []))
+        new.fold_pos = [p for p in moved if p is not None and 0 < p < len(text) and text[p] == " "]
+    if getattr(old, "comment", None) is not None:
+        new.comment = old.comment
+    anchor = old.yaml_anchor()
+    if anchor is not None:
+        new.yaml_set_anchor(anchor.value, always_dump=anchor.always_dump)
+    return new
+
+
+def _same_style(old: Any, text: str) -> Any:
+    return _retext(old, text, lambda p: p)
+
+
+def _show(value: Any) -> str:
+    """A value as a reader would write it in flow style, for messages."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Comment bookkeeping (see the module docstring).
+
+
+@dataclass
+class _Comments:
+    """What follows one entry: an end-of-line comment (at column `col`), then whole lines ("" = blank line)."""
+
+    eol: str | None = None
+    col: int = 0
+    lines: list[str] = field(default_factory=list)
+
+
+class _Slot(Protocol):
+    def read(self) -> _Comments: ...
+
+    def write(self, comments: _Comments) -> None: ...
+
+
+_BLOCK_SCALARS = (LiteralScalarString, FoldedScalarString)
+
+
+def _token_parts(token: CommentToken) -> list[str]:
+    parts = token.value.split("\n")
+    if parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def _whole_lines(token: CommentToken) -> list[str]:
+    parts = _token_parts(token)
+    if parts and parts[0]:
+        parts[0] = " " * token.start_mark.column + parts[0]  # the first line's indentation lives in the mark
+    return parts
+
+
+def _token(text: str, column: int) -> CommentToken:
+    return CommentToken(text, CommentMark(column), None)
+
+
+class _ItemSlot:
+    """The comments after entry `key` of a mapping or sequence (before the first child, for a collection)."""
+
+    def __init__(self, node: CommentedMap | CommentedSeq, key: Any) -> None:
+        self.node = node
+        self.key = key
+        # ruamel keeps a mapping entry's trailing comment at index 2, a sequence item's at index 0.
+        self.pos = 2 if isinstance(node, CommentedMap) else 0
+
+    def read(self) -> _Comments:
+        out = _Comments()
+        entry = self.node.ca.items.get(self.key)
+        if not entry:
+            return out
+        value = self.node[self.key]
+        token = entry[self.pos]
+        if token is not None and isinstance(value, _BLOCK_SCALARS):
+            out.lines = _whole_lines(token)  # a block scalar ends its own line: only whole lines follow
+        elif token is not None:
+            parts = _token_parts(token)
+            if parts and parts[0].strip():
+                out.eol, out.col = parts[0].strip(), token.start_mark.column
+            out.lines = parts[1:]
+        if self._owns_pre_lines(value) and entry[3]:
+            for pre in entry[3]:
+                out.lines += _whole_lines(pre)
+        return out
+
+    def write(self, comments: _Comments) -> None:
+        value = self.node[self.key]
+        entry = self.node.ca.items.setdefault(self.key, [None, None, None, None])
+        if isinstance(value, _BLOCK_SCALARS):
+            lines = ([" " * _column_of(self.node, self.key) + comments.eol] if comments.eol else []) + comments.lines
+            entry[self.pos] = _token("".join(f"{line}\n" for line in lines), 0) if lines else None
+        elif comments.eol or comments.lines:
+            text = (comments.eol or "") + "\n" + "".join(f"{line}\n" for line in comments.lines)
+            entry[self.pos] = _token(text, comments.col if comments.eol else 0)
+        else:
+            entry[self.pos] = None
+        if self._owns_pre_lines(value):
+            entry[3] = None  # folded into entry[2] above
+            value.ca.comment = None  # ruamel's copy of entry[2]/[3] on the child; the emitter ignores it
+        if not any(entry):
+            del self.node.ca.items[self.key]
+
+    def _owns_pre_lines(self, value: Any) -> bool:
+        return isinstance(self.node, CommentedMap) and _is_block(value)
+
+
+class _RootHeader:
+    """The comment lines above a document's first key."""
+
+    def __init__(self, root: CommentedMap) -> None:
+        self.root = root
+
+    def read(self) -> _Comments:
+        comment = self.root.ca.comment
+        tokens = comment[1] if comment and len(comment) > 1 and comment[1] else []
+        return _Comments(lines=[line for token in tokens for line in _whole_lines(token)])
+
+    def write(self, comments: _Comments) -> None:
+        lines = ([comments.eol] if comments.eol else []) + comments.lines
+        token = _token("".join(f"{line}\n" for line in lines), 0) if lines else None
+        if self.root.ca.comment is None:
+            self.root.ca.comment = [None, None]
+        self.root.ca.comment[1] = [token] if token else None
+
+
+def _tail(node: CommentedMap | CommentedSeq, key: Any) -> _ItemSlot:
+    """The slot after the last line of entry `key`: it holds the lines up to the next entry."""
+    value = node[key]
+    while _is_block(value):
+        node, key = value, (next(reversed(value)) if isinstance(value, CommentedMap) else len(value) - 1)
+        value = node[key]
+    return _ItemSlot(node, key)
+
+
+def _previous(mapping: CommentedMap, key: Any, header: _Slot) -> _Slot:
+    keys = list(mapping)
+    at = keys.index(key)
+    return _tail(mapping, keys[at - 1]) if at else header
+
+
+def _split_lead(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Split off the comment lines directly above the next key (no blank line between): they describe it."""
+    at = len(lines)
+    while at > 0 and lines[at - 1].strip():
+        at -= 1
+    return lines[:at], lines[at:]
+
+
+@dataclass
+class _Moved:
+    """An entry taken out of a mapping together with its own comments."""
+
+    key: Any
+    value: Any
+    head: _Comments = field(default_factory=_Comments)  # its end-of-line comment (+ lines before its children)
+    lead: list[str] = field(default_factory=list)  # the comment lines that were directly above it
+
+
+def _detach(mapping: CommentedMap, key: Any, header: _Slot) -> _Moved:
+    """Remove `key`; the lines after it stay where they were, the comment lines right above it go with it."""
+    previous = _previous(mapping, key, header)
+    tail = _tail(mapping, key)
+    after = tail.read()
+    tail.write(replace(after, lines=[]))
+    head = _ItemSlot(mapping, key).read()
+    before = previous.read()
+    keep, lead = _split_lead(before.lines)
+    previous.write(replace(before, lines=keep + after.lines))
+    value = mapping[key]
+    mapping.ca.items.pop(key, None)
+    del mapping[key]
+    return _Moved(key, value, head, lead)
+
+
+def _insert(mapping: CommentedMap, index: int, moved: _Moved, header: _Slot) -> None:
+    """Insert `moved` at `index`; the lines that followed the entry before it now follow `moved`."""
+    keys = list(mapping)
+    previous = _tail(mapping, keys[index - 1]) if index else header
+    before = previous.read()
+    previous.write(replace(before, lines=moved.lead))
+    mapping.insert(index, moved.key, moved.value)
+    _ItemSlot(mapping, moved.key).write(moved.head)
+    tail = _tail(mapping, moved.key)
+    after = tail.read()
+    tail.write(replace(after, lines=after.lines + before.lines))
+
+
+def _harvest(node: CommentedMap | CommentedSeq, key: Any) -> list[tuple[str, int | None, int]]:
+    """Every comment of entry `key` and below, in document order: (text, eol column or None, indentation)."""
+    found = _ItemSlot(node, key).read()
+    bits: list[tuple[str, int | None, int]] = []
+    if found.eol:
+        bits.append((found.eol, found.col, _column_of(node, key)))
+    bits += [(line, None, 0) for line in found.lines]
+    value = node[key]
+    if _is_block(value):
+        for child in list(value) if isinstance(value, CommentedMap) else range(len(value)):
+            bits += _harvest(value, child)
+    return bits
+
+
+def _flatten(bits: list[tuple[str, int | None, int]], keep_eol: bool) -> _Comments:
+    out = _Comments()
+    for text, eol_col, indent in bits:
+        if eol_col is not None and keep_eol and out.eol is None:
+            out.eol, out.col = text, eol_col
+        elif eol_col is not None:
+            out.lines.append(" " * indent + text)
+        else:
+            out.lines.append(text)
+    return out
+
+
+def _collapse(mapping: CommentedMap, key: Any, value: Any) -> None:
+    """Replace a collection by a scalar; its comments all end up after the scalar, none is lost."""
+    bits = _harvest(mapping, key)
+    mapping.ca.items.pop(key, None)
+    mapping[key] = value
+    _ItemSlot(mapping, key).write(_flatten(bits, keep_eol=True))
+
+
+def _remove(mapping: CommentedMap, key: Any, header: _Slot) -> None:
+    """Delete `key`; its comments stay at its place as whole lines."""
+    bits = _harvest(mapping, key)
+    previous = _previous(mapping, key, header)
+    mapping.ca.items.pop(key, None)
+    del mapping[key]
+    before = previous.read()
+    previous.write(replace(before, lines=before.lines + _flatten(bits, keep_eol=False).lines))
+
+
+def _rename(mapping: CommentedMap, old: Any, new: Any) -> None:
+    at = list(mapping).index(old)
+    value = mapping[old]
+    entry = mapping.ca.items.pop(old, None)
+    position = mapping.lc.data.get(old) if isinstance(mapping.lc.data, dict) else None
+    del mapping[old]
+    mapping.insert(at, new, value)
+    if entry is not None:
+        mapping.ca.items[new] = entry
+    if position is not None:
+        mapping.lc.data[new] = position
+
+
+def _replace_by_child(mapping: CommentedMap, key: Any) -> None:
+    """`key: {child: v}` → `child: v` in place, merging both entries' comments."""
+    inner_map = mapping[key]
+    child = next(iter(inner_map))
+    outer = _ItemSlot(mapping, key).read()
+    inner = _ItemSlot(inner_map, child).read()
+    indent = _column_of(mapping, key)
+    extra = [" " * indent + outer.eol] if outer.eol and inner.eol else []
+    eol, col = (inner.eol, inner.col) if inner.eol else (outer.eol, outer.col)
+    value = inner_map[child]
+    mapping.ca.items.pop(key, None)
+    inner_map.ca.items.pop(child, None)
+    mapping[key] = value
+    _rename(mapping, key, child)
+    _ItemSlot(mapping, child).write(_Comments(eol, col, extra + outer.lines + inner.lines))
+
+
+def _reindent(moved: _Moved, delta: int) -> None:
+    """Shift the whole comment lines of a subtree that moved `delta` columns, so they line up with it again."""
+
+    def shift(lines: list[str]) -> list[str]:
+        out = []
+        for line in lines:
+            bare = line.lstrip(" ")
+            out.append(" " * max(0, len(line) - len(bare) + delta) + bare if bare.startswith("#") else line)
+        return out
+
+    moved.head = replace(moved.head, lines=shift(moved.head.lines))
+    moved.lead = shift(moved.lead)
+    for holder, key, _value in list(_walk_values(moved.value)):
+        slot = _ItemSlot(holder, key)
+        found = slot.read()
+        if found.lines:
+            slot.write(replace(found, lines=shift(found.lines)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The rewrites.
+
+
+@dataclass
+class _Context:
+    offset: int  # first line of this document in the whole text
+    changes: list[Change] = field(default_factory=list)
+
+    def add(self, line: int, message: str) -> None:
+        self.changes.append(Change(line, message))
+
+    def key_line(self, node: Any, key: Any) -> int:
+        try:
+            pos = node.lc.key(key) if isinstance(node, CommentedMap) else node.lc.item(key)
+            return int(pos[0]) + self.offset
+        except (AttributeError, KeyError, TypeError, IndexError):
+            return self.node_line(node)
+
+    def value_line(self, node: Any, key: Any) -> int:
+        try:
+            pos = node.lc.value(key) if isinstance(node, CommentedMap) else node.lc.item(key)
+            return int(pos[0]) + self.offset
+        except (AttributeError, KeyError, TypeError, IndexError):
+            return self.key_line(node, key)
+
+    def node_line(self, node: Any) -> int:
+        try:
+            return int(node.lc.line) + self.offset
+        except (AttributeError, TypeError):
+            return self.offset
+
+
+def _is_sweep(root: CommentedMap) -> bool:
+    return root.get("type") in ("sweep_job", "sweep") or (
+        "type" not in root and isinstance(root.get("trial"), CommentedMap)
+    )
+
+
+def _migrate_job(job: CommentedMap, ctx: _Context, where: str, header: _Slot) -> None:
+    """A command job, or a 2021 sweep's `trial` (`where` = "trial.")."""
+    if job.get("type") == "command_job":
+        ctx.add(ctx.value_line(job, "type"), f"`{where}type: command_job` → `{where}type: command`")
+        job["type"] = _same_style(job["type"], "command")
+    _migrate_code(job, ctx, where)
+    _migrate_environment(job, ctx, where)
+    _migrate_compute(job, ctx, where, header, (job, header))
+    _migrate_data(job, ctx, where, "inputs")
+    _migrate_data(job, ctx, where, "outputs")
+    _migrate_distribution(job, ctx, where)
+
+
+def _strip_file(value: Any) -> Any:
+    """`file:environment.yml` → `environment.yml`; `file://…` URIs are left alone."""
+    if isinstance(value, str) and value.startswith("file:") and not value.startswith("file://"):
+        return _same_style(value, value[len("file:") :])
+    return value
+
+
+def _strip_file_at(node: CommentedMap, key: str, ctx: _Context, label: str) -> None:
+    old = node.get(key)
+    new = _strip_file(old)
+    if new is not old:
+        ctx.add(ctx.value_line(node, key), f"`{label}: {old}` → `{label}: {new}` (no `file:` prefix)")
+        node[key] = new
+
+
+def _migrate_code(job: CommentedMap, ctx: _Context, where: str) -> None:
+    code = job.get("code")
+    if isinstance(code, CommentedMap) and "local_path" in code:
+        old = code["local_path"]
+        new = _strip_file(old)
+        dropped = [str(k) for k in code if k != "local_path"]
+        note = f" (dropped `{'`, `'.join(dropped)}`: GA has no such keys)" if dropped else ""
+        ctx.add(ctx.key_line(code, "local_path"), f"`{where}code.local_path: {old}` → `{where}code: {new}`{note}")
+        _collapse(job, "code", new)
+    elif isinstance(code, str):
+        _strip_file_at(job, "code", ctx, f"{where}code")
+
+
+def _migrate_environment(job: CommentedMap, ctx: _Context, where: str) -> None:
+    env = job.get("environment")
+    if not isinstance(env, CommentedMap):
+        return
+    _strip_file_at(env, "conda_file", ctx, f"{where}environment.conda_file")
+    docker = env.get("docker")
+    if not isinstance(docker, CommentedMap) or not docker:
+        return
+    build = docker.get("build")
+    if isinstance(build, CommentedMap):
+        _migrate_build(build, ctx, f"{where}environment")
+    for key in docker:
+        line = ctx.key_line(docker, key)
+        shown = f"{{path: {build.get('path')}, dockerfile_path: {build.get('dockerfile_path')}}}" if (
+            key == "build" and isinstance(build, CommentedMap)
+        ) else _show(docker[key])
+        ctx.add(line, f"`{where}environment.docker.{key}` → `{where}environment.{key}: {shown}`")
+    # Every child of `docker` becomes a sibling in its place: the first one replaces `docker` itself.
+    docker_slot = _ItemSlot(env, "docker")
+    at = list(env).index("docker")
+    for offset, key in enumerate(list(docker)[1:], start=1):
+        moved = _detach(docker, key, docker_slot)
+        _insert(env, at + offset, moved, _ItemSlot(job, "environment"))
+    _replace_by_child(env, "docker")
+
+
+def _migrate_build(build: CommentedMap, ctx: _Context, label: str) -> None:
+    """2021 `build.dockerfile: file:DOCKERFILE` names a file next to the job; GA names a context folder + file."""
+    if "dockerfile" not in build:
+        return
+    dockerfile = build["dockerfile"]
+    path = _strip_file(dockerfile)
+    build["dockerfile"] = path
+    _rename(build, "dockerfile", "dockerfile_path")
+    if "path" not in build:
+        build.insert(0, "path", ".")
+    del label, ctx  # reported by the caller together with the docker hoist
+
+
+def _migrate_compute(
+    job: CommentedMap, ctx: _Context, where: str, header: _Slot, home: tuple[CommentedMap, _Slot]
+) -> None:
+    """`compute: {target: X, instance_count: N}` → `compute: X` + `resources: {instance_count: N}` in `home`."""
+    compute = job.get("compute")
+    if not isinstance(compute, CommentedMap):
+        return
+    compute_slot = _ItemSlot(job, "compute")
+    extras: list[_Moved] = []
+    for key in [k for k in compute if k != "target"]:
+        line = ctx.key_line(compute, key)
+        ctx.add(line, f"`{where}compute.{key}: {_show(compute[key])}` → `{where}resources.{key}`")
+        extras.append(_detach(compute, key, compute_slot))
+    line = ctx.node_line(compute)
+    if "target" in compute:
+        target = compute["target"]
+        ctx.add(ctx.key_line(compute, "target"), f"`{where}compute.target: {target}` → `{where}compute: {target}`")
+        _collapse(job, "compute", target)
+    else:
+        ctx.add(line, f"`{where}compute` without a `target` removed (GA names the compute directly)")
+        _remove(job, "compute", header)
+    if extras:
+        owner, owner_header = home
+        after = "compute" if owner is job and "compute" in job else None
+        _add_resources(owner, owner_header, after, extras, ctx, line)
+
+
+def _add_resources(
+    owner: CommentedMap, header: _Slot, after: str | None, moved: list[_Moved], ctx: _Context, line: int
+) -> None:
+    resources = owner.get("resources")
+    if resources is None:
+        at = list(owner).index(after) + 1 if after is not None else len(owner)
+        _insert(owner, at, _Moved("resources", CommentedMap()), header)
+        resources = owner["resources"]
+    if not isinstance(resources, CommentedMap):
+        ctx.add(line, "`resources` is not a mapping, so the settings from `compute` were dropped")
+        return
+    resources_slot = _ItemSlot(owner, "resources")
+    for item in moved:
+        if item.key in resources:
+            if resources[item.key] != item.value:
+                ctx.add(
+                    line,
+                    f"kept `resources.{item.key}: {_show(resources[item.key])}` and dropped "
+                    f"`compute.{item.key}: {_show(item.value)}` that contradicts it",
+                )
+            continue
+        _insert(resources, len(resources), item, resources_slot)
+
+
+def _migrate_data(job: CommentedMap, ctx: _Context, where: str, kind: str) -> None:
+    """2021 data inputs/outputs: `{data: {path|local_path: P}, mode: mount}` → `{type: …, path: P, mode: ro_mount}`."""
+    entries = job.get(kind)
+    if not isinstance(entries, CommentedMap):
+        return
+    for name in list(entries):
+        spec = entries[name]
+        if isinstance(spec, CommentedMap):
+            _migrate_data_spec(entries, name, ctx, f"{where}{kind}.{name}", kind)
+
+
+def _migrate_data_spec(entries: CommentedMap, name: Any, ctx: _Context, label: str, kind: str) -> None:
+    spec: CommentedMap = entries[name]
+    if "data" in spec:
+        path, note = _data_path(spec["data"])
+        if path is not None:
+            line = ctx.key_line(spec, "data")
+            _collapse(spec, "data", path)
+            _rename(spec, "data", "path")
+            shown = f"path: {path}"
+            if kind == "inputs" and "type" not in spec:
+                kind_of = _input_type(str(path))
+                _insert(spec, 0, _Moved("type", kind_of), _ItemSlot(entries, name))
+                shown = f"type: {kind_of}, {shown}"
+            ctx.add(line, f"`{label}.data` → `{label}: {{{shown}}}`{note}")
+    elif "path" in spec:
+        _strip_file_at(spec, "path", ctx, f"{label}.path")
+    mode = spec.get("mode")
+    if mode == "mount":
+        new = "ro_mount" if kind == "inputs" else "rw_mount"
+        ctx.add(ctx.value_line(spec, "mode"), f"`{label}.mode: mount` → `{label}.mode: {new}`")
+        spec["mode"] = _same_style(mode, new)
+
+
+def _data_path(data: Any) -> tuple[Any, str]:
+    """The GA `path` for a 2021 `data` value, and a note for the message (None when the form is unknown)."""
+    if isinstance(data, str):
+        return _strip_file(data), " (a registered data asset: check that its type matches)"
+    if not isinstance(data, CommentedMap):
+        return None, ""
+    path = data.get("path", data.get("local_path"))
+    datastore = data.get("datastore")
+    if isinstance(datastore, str) and isinstance(path, str):
+        store = datastore.removeprefix("azureml:")
+        return f"azureml://datastores/{store}/paths/{path.lstrip('/')}", ""
+    return (_strip_file(path), "") if isinstance(path, str) else (None, "")
+
+
+def _input_type(path: str) -> str:
+    """`uri_file` when the last path segment has a file extension (iris.csv), else `uri_folder`."""
+    segment = posixpath.basename(urlsplit(path).path if "://" in path else path)
+    return "uri_file" if posixpath.splitext(segment)[1] else "uri_folder"
+
+
+def _migrate_distribution(job: CommentedMap, ctx: _Context, where: str) -> None:
+    """2021 `process_count` was the TOTAL number of processes; GA counts them per instance."""
+    dist = job.get("distribution")
+    if not isinstance(dist, CommentedMap) or "process_count" not in dist:
+        return
+    if dist.get("type") not in ("pytorch", "mpi"):
+        return
+    total = dist["process_count"]
+    line = ctx.key_line(dist, "process_count")
+    resources = job.get("resources")
+    instances = resources.get("instance_count", 1) if isinstance(resources, CommentedMap) else 1
+    label = f"{where}distribution"
+    if "process_count_per_instance" in dist:
+        ctx.add(line, f"`{label}.process_count` removed: `process_count_per_instance` is already set")
+        _remove(dist, "process_count", _ItemSlot(job, "distribution"))
+        return
+    if not _is_int(total) or not _is_int(instances) or instances < 1:
+        ctx.add(line, f"`{label}.process_count` → `{label}.process_count_per_instance`: the value is copied as "
+                      f"it is; divide it by the instance count yourself (it was the total)")
+        _rename(dist, "process_count", "process_count_per_instance")
+        return
+    per_instance = math.ceil(total / instances)
+    ctx.add(
+        line,
+        f"`{label}.process_count: {total}` (in total) → `{label}.process_count_per_instance: {per_instance}` "
+        f"(over {instances} instance{'s' if instances != 1 else ''})",
+    )
+    if total % instances:
+        ctx.add(
+            line,
+            f"`{label}.process_count: {total}` does not divide over {instances} instances: rounded up to "
+            f"{per_instance} per instance, so {per_instance * instances} processes run instead of {total}",
+        )
+    dist["process_count"] = per_instance
+    _rename(dist, "process_count", "process_count_per_instance")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_LIMIT_KEYS = ("max_total_trials", "max_concurrent_trials", "timeout_minutes")
+
+
+def _migrate_sweep(root: CommentedMap, ctx: _Context) -> None:
+    header = _RootHeader(root)
+    if root.get("type") == "sweep_job":
+        ctx.add(ctx.value_line(root, "type"), "`type: sweep_job` → `type: sweep`")
+        root["type"] = _same_style(root["type"], "sweep")
+    if "algorithm" in root:
+        line = ctx.key_line(root, "algorithm")
+        if "sampling_algorithm" in root:
+            ctx.add(line, "`algorithm` removed: `sampling_algorithm` is already set")
+            _remove(root, "algorithm", header)
+        else:
+            ctx.add(line, f"`algorithm: {_show(root['algorithm'])}` → `sampling_algorithm: {_show(root['algorithm'])}`")
+            _rename(root, "algorithm", "sampling_algorithm")
+    trial = root.get("trial")
+    if isinstance(trial, CommentedMap):
+        trial_slot = _ItemSlot(root, "trial")
+        _migrate_job(trial, ctx, "trial.", trial_slot)
+        if isinstance(root.get("compute"), CommentedMap):
+            _migrate_compute(root, ctx, "", header, (trial, trial_slot))
+        after = _hoist(root, trial, "inputs", "trial", ctx)
+        after = _hoist(root, trial, "outputs", after, ctx)
+        _hoist(root, trial, "compute", after, ctx)
+    _migrate_data(root, ctx, "", "inputs")
+    _migrate_data(root, ctx, "", "outputs")
+    _migrate_limits(root, ctx, header)
+
+
+def _hoist(root: CommentedMap, trial: CommentedMap, key: str, after: str, ctx: _Context) -> str:
+    """Move `trial.<key>` to the sweep's top level (GA keeps inputs, outputs and compute there).
+
+    Returns the key the next hoisted entry should follow, so that they keep their order after `trial`.
+    """
+    if key not in trial:
+        return after
+    line = ctx.key_line(trial, key)
+    trial_slot = _ItemSlot(root, "trial")
+    existing = root.get(key)
+    if existing is None:
+        ctx.add(line, f"`trial.{key}` → `{key}` (a sweep's {key} are top-level in GA)".replace(
+            "compute are", "compute is"))
+        moved = _detach(trial, key, trial_slot)
+        _reindent(moved, _column_of(root, "trial") - _column_of(trial, key) if trial else -2)
+        _insert(root, list(root).index(after) + 1, moved, _RootHeader(root))
+        return key
+    if isinstance(existing, CommentedMap) and isinstance(trial[key], CommentedMap):
+        ctx.add(line, f"`trial.{key}` merged into the top-level `{key}`")
+        inner = trial[key]
+        for name in list(inner):
+            if name in existing:
+                ctx.add(ctx.key_line(inner, name), f"kept `{key}.{name}`, dropped `trial.{key}.{name}`")
+                continue
+            _insert(existing, len(existing), _detach(inner, name, _ItemSlot(trial, key)), _ItemSlot(root, key))
+    elif existing != trial[key]:
+        ctx.add(line, f"kept `{key}: {_show(existing)}`, dropped `trial.{key}: {_show(trial[key])}`")
+    else:
+        ctx.add(line, f"`trial.{key}` removed: the same `{key}` is set at the top level")
+    _remove(trial, key, trial_slot)
+    return after
+
+
+def _migrate_limits(root: CommentedMap, ctx: _Context, header: _Slot) -> None:
+    present = [k for k in root if k in _LIMIT_KEYS]
+    if not present:
+        return
+    at = list(root).index(present[0])
+    moved: list[_Moved] = []
+    for key in present:
+        value = root[key]
+        line = ctx.key_line(root, key)
+        item = _detach(root, key, header)
+        if key == "timeout_minutes" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = int(round(value * 60))
+            ctx.add(line, f"`timeout_minutes: {value}` → `limits.timeout: {seconds}` (seconds)")
+            item = replace(item, key="timeout", value=seconds)
+        else:
+            ctx.add(line, f"`{key}: {_show(value)}` → `limits.{key}: {_show(value)}`")
+        moved.append(item)
+    limits = root.get("limits")
+    if limits is None:
+        _insert(root, at, _Moved("limits", CommentedMap()), header)
+        limits = root["limits"]
+    if not isinstance(limits, CommentedMap):
+        ctx.add(ctx.key_line(root, "limits"), "`limits` is not a mapping: the sweep limits were dropped")
+        return
+    for item in moved:
+        _reindent(item, 2)
+        if item.key in limits:
+            ctx.add(ctx.key_line(limits, item.key), f"kept `limits.{item.key}`, dropped the top-level one")
+            continue
+        _insert(limits, len(limits), item, _ItemSlot(root, "limits"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# `{inputs.x}` → `${{inputs.x}}` in every string value.
+
+# A lone brace pair around a 2021 reference. `${{inputs.x}}`, `{{inputs.x}}` and `${inputs.x}` are left alone,
+# and so is any other brace (`{}` in Python code, `${VAR}`).
+_OLD_EXPRESSION = re.compile(
+    r"(?<![{$])\{\s*((?:inputs|outputs|search_space)\.[A-Za-z_][\w.-]*?)\s*\}(?!\})"
+)
+
+
+def _rewrite_expressions(root: CommentedMap, ctx: _Context) -> None:
+    for holder, key, value in list(_walk_values(root)):
+        if not isinstance(value, str):
+            continue
+        matches = list(_OLD_EXPRESSION.finditer(value))
+        if not matches:
+            continue
+        for match in matches:
+            new = "${{" + match.group(1) + "}}"
+            ctx.add(_expression_line(holder, key, value, match.start(), ctx), f"`{match.group(0)}` → `{new}`")
+        holder[key] = _substitute(value, matches)
+
+
+def _substitute(value: str, matches: list[re.Match[str]]) -> Any:
+    pieces: list[str] = []
+    spans: list[tuple[int, int, int]] = []  # (start, end, growth) of each replacement in the old text
+    last = 0
+    for match in matches:
+        new = "${{" + match.group(1) + "}}"
+        pieces += [value[last : match.start()], new]
+        spans.append((match.start(), match.end(), len(new) - len(match.group(0))))
+        last = match.end()
+    pieces.append(value[last:])
+
+    def shift(pos: int) -> int | None:
+        growth = 0
+        for start, end, grew in spans:
+            if start <= pos < end:
+                return None  # a fold inside a replaced reference cannot be kept
+            if end <= pos:
+                growth += grew
+        return pos + growth
+
+    return _retext(value, "".join(pieces), shift)
+
+
+def _expression_line(holder: Any, key: Any, value: str, pos: int, ctx: _Context) -> int:
+    """The source line of `value[pos]`: exact in block scalars, the value's first line otherwise."""
+    line = ctx.value_line(holder, key)
+    if isinstance(value, LiteralScalarString):
+        return line + 1 + value.count("\n", 0, pos)
+    if isinstance(value, FoldedScalarString):
+        folds = sum(1 for p in getattr(value, "fold_pos", []) if p < pos)
+        return line + 1 + folds + 2 * value.count("\n", 0, pos)  # a kept break in `>` is a blank source line
+    return line
