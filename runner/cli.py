@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from mljob import __version__
 from mljob.runner.diagnostics import Severity
 from mljob.runner.report import as_json, dump_json, line_format
 from mljob.runner.validate import Settings, job_files, validate_file
+
+from mljob import __version__
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
 from mljob.runner.diagnostics import Diagnostic, Position, Range, Severity
 
 # Job files are a few kB; a 3,000-line one is ~100 kB. Anything far larger is not a job file, and parsing it would
@@ -137,11 +136,25 @@ def get(node: Node | None, *path: str) -> Node | None:
         if not isinstance(node, MappingNode):
             return None
         found = None
-        for key, value in mapping_items(node):
-            if key.value == name:
+        merged = False
+        for key, value in node.value:
+            if key.value == name and key.tag != MERGE:
                 found = value
+            elif key.tag == MERGE:
+                merged = True
+        if found is None and merged:
+            for key, value in mapping_items(node):
+                if key.value == name:
+                    found = value
         node = found
     return node
+
+
+def as_dict(node: Node | None) -> dict[str, Node]:
+    """A mapping's values by key (later duplicates win), for rules that look up many names."""
+    if not isinstance(node, MappingNode):
+        return {}
+    return {str(key.value): value for key, value in mapping_items(node)}
 
 
 def get_key(node: Node | None, name: str) -> ScalarNode | None:
@@ -208,7 +221,8 @@ def decode(data: bytes, path: Path | None = None) -> tuple[str | None, Diagnosti
         try:
             return data.decode("utf-16"), None
         except UnicodeDecodeError:
-            return None, _diag(0, 0, "MLJ001", "The file starts with a UTF-16 mark but is not UTF-16; save it as UTF-8.")
+            return None, _diag(0, 0, "MLJ001",
+                               "The file starts with a UTF-16 mark but is not UTF-16; save it as UTF-8.")
     if b"\x00" in data[:8192]:
         return None, _diag(0, 0, "MLJ001", "This is a binary file, not YAML text; open the job's .yml file instead.")
     try:
@@ -251,8 +265,14 @@ _TAB_PROBLEM = re.compile(r"found character '\\t' that cannot start any token|fo
 
 def _syntax_diagnostic(err: yaml.MarkedYAMLError, text: str) -> Diagnostic:
     mark = err.problem_mark or err.context_mark
+    at_end = mark is not None and mark.index >= len(text.rstrip())
+    if at_end and err.context_mark is not None:
+        # "Unexpected end of file" helps nobody; the bracket or quote that was never closed does.
+        mark = err.context_mark
     line, column = (mark.line, mark.column) if mark is not None else (0, 0)
     problem = (err.problem or "invalid YAML").strip()
+    if at_end and err.context_mark is not None:
+        problem += " before the end of the file; what starts here is never closed"
     lines = text.splitlines()
     line_text = lines[line] if 0 <= line < len(lines) else ""
     if _TAB_PROBLEM.search(problem) or "\t" in line_text[: max(column, 0) + 1]:
@@ -317,7 +337,9 @@ def _check_structure(yaml_doc: YamlDocument, out: list[Diagnostic]) -> None:
         if isinstance(node, MappingNode):
             seen: dict[str, ScalarNode] = {}
             for key, value in node.value:
-                if isinstance(key, ScalarNode) and key.tag != MERGE:
+                if key.tag == MERGE:
+                    node.has_merge = True  # lets readers skip merge handling for the other 99.9% of mappings
+                elif isinstance(key, ScalarNode):
                     first = seen.get(key.value)
                     if first is not None and key.start_mark.index >= 0:
                         out.append(Diagnostic(node_range(key), Severity.ERROR, "MLJ004",

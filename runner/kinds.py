@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mljob import schemas
 from mljob.runner.diagnostics import Diagnostic, Severity
 from mljob.runner.document import MappingNode, Node, ScalarNode, get, node_range, scalar
+
+from mljob import schemas
 
 MODELINE = re.compile(r"^#\s*yaml-language-server\s*:\s*\$schema=(?P<ref>\S+)", re.M)
 

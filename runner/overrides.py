@@ -10,7 +10,6 @@ import re
 from collections.abc import Sequence
 
 import yaml
-
 from mljob.runner.diagnostics import Diagnostic, Range, Severity
 from mljob.runner.document import Document, MappingNode, Node, ScalarNode, SequenceNode, YamlDocument
 

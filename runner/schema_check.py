@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mljob import schemas
 from mljob.runner.diagnostics import Diagnostic, Range, Severity
 from mljob.runner.document import (
     BOOL,
@@ -30,6 +29,8 @@ from mljob.runner.document import (
     node_range,
     scalar_value,
 )
+
+from mljob import schemas
 
 Schema = dict[str, Any]
 Base = str | Path  # bundled file name, or the path of a user's schema file
@@ -61,11 +62,17 @@ def json_types(node: Node) -> frozenset[str]:
         return _BOOLEAN
     if tag == NULL:
         return _NULL
-    if _EXPRESSION.match(node.value):
+    if "${{" in node.value and _EXPRESSION.match(node.value):
         # A bound value (`${{parent.inputs.n}}`) stands for whatever the binding supplies.
         return _BOUND
     return _STRING
 
+
+_SCALAR_KEYWORDS = frozenset({"pattern", "minLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+_MAPPING_KEYWORDS = frozenset({"properties", "patternProperties", "additionalProperties", "required"})
+_SEQUENCE_KEYWORDS = frozenset({"items", "minItems", "maxItems", "uniqueItems"})
+_KEYWORDS = _SCALAR_KEYWORDS | _MAPPING_KEYWORDS | _SEQUENCE_KEYWORDS | {
+    "$ref", "const", "enum", "anyOf", "oneOf", "allOf", "if", "not"}
 
 _OBJECT = frozenset({"object"})
 _ARRAY = frozenset({"array"})
@@ -159,7 +166,11 @@ class Checker:
     def __init__(self, schema_set: SchemaSet, label: str) -> None:
         self.schemas = schema_set
         self.label = label  # "command job", used when a message talks about the top level
-        self._discriminators: dict[int, tuple[str, dict[object, Schema]] | None] = {}
+        self._discriminators: dict[int, tuple[dict[object, Schema], list[Schema]]] = {}
+        # While a union tries its branches, messages skip the costly "did you mean" search.
+        self._trial = 0
+        self._compiled: dict[int, tuple[frozenset[str] | None, frozenset[str]]] = {}
+        self._keep: list[Schema] = []
         # Inside a subtree already reported as 2021 syntax, its parts are not reported again one by one.
         self._quiet = 0
 
@@ -220,13 +231,26 @@ class Checker:
 
     def _matches(self, node: Node, schema: Schema, base: Base) -> bool:
         scratch: list[Diagnostic] = []
+        self._trial += 1
         self._check(node, schema, base, (), None, scratch)
+        self._trial -= 1
         return not any(d.severity == Severity.ERROR for d in scratch)
 
     def _error(self, out: list[Diagnostic], node: Node, code: str, message: str, **data: Any) -> None:
         out.append(Diagnostic(node_range(node), Severity.ERROR, code, message, data))
 
     # -- the walk -----------------------------------------------------------------------------------------------
+
+    def _keywords(self, schema: Schema) -> tuple[frozenset[str] | None, frozenset[str]]:
+        """Per schema, once: its declared types and which validation keywords it uses (most use two or three)."""
+        found = self._compiled.get(id(schema))
+        if found is None:
+            declared = schema.get("type")
+            types = None if declared is None else frozenset([declared] if isinstance(declared, str) else declared)
+            found = (types, frozenset(schema.keys() & _KEYWORDS))
+            self._compiled[id(schema)] = found
+            self._keep.append(schema)  # ids stay valid only while the schema lives
+        return found
 
     def _check(self, node: Node, schema: Schema | bool, base: Base, path: tuple[str | int, ...],
                key: ScalarNode | None, out: list[Diagnostic]) -> None:
@@ -235,36 +259,41 @@ class Checker:
         if schema is False:
             self._error(out, key or node, "MLJ101", f"{self._name(path)} is not allowed here.")
             return
-        if "$ref" in schema:
+        allowed, keywords = self._keywords(schema)
+        if "$ref" in keywords:
             target, target_base = self.schemas.resolve(schema["$ref"], base)
             self._check(node, target, target_base, path, key, out)
-            if len(schema) == 1:
+            if len(keywords) == 1 and allowed is None:
                 return
-        declared = schema.get("type")
-        if declared is not None:
-            allowed = {declared} if isinstance(declared, str) else set(declared)
+        if allowed is not None:
             actual = json_types(node)
             if not (actual & allowed or ("number" in allowed and "integer" in actual)):
-                self._type_error(node, allowed, path, key, out)
+                self._type_error(node, set(allowed), path, key, out)
                 return
-        if "const" in schema or "enum" in schema:
+        if not keywords:
+            return
+        if "const" in keywords or "enum" in keywords:
             self._check_enum(node, schema, path, out)
         if isinstance(node, ScalarNode):
-            self._check_scalar(node, schema, path, out)
+            if keywords & _SCALAR_KEYWORDS:
+                self._check_scalar(node, schema, path, out)
         elif isinstance(node, MappingNode):
-            self._check_mapping(node, schema, base, path, key, out)
-        elif isinstance(node, SequenceNode):
-            self._check_sequence(node, schema, base, path, out)
-        for union in ("anyOf", "oneOf"):
-            if union in schema:
-                self._check_union(node, schema[union], base, path, key, out)
-        for part in schema.get("allOf", ()):
-            self._check(node, part, base, path, key, out)
-        if "if" in schema:
+            if keywords & _MAPPING_KEYWORDS:
+                self._check_mapping(node, schema, base, path, key, out)
+        elif keywords & _SEQUENCE_KEYWORDS:
+            self._check_sequence(node, schema, base, path, out)  # type: ignore[arg-type]
+        if "anyOf" in keywords:
+            self._check_union(node, schema["anyOf"], base, path, key, out)
+        if "oneOf" in keywords:
+            self._check_union(node, schema["oneOf"], base, path, key, out)
+        if "allOf" in keywords:
+            for part in schema["allOf"]:
+                self._check(node, part, base, path, key, out)
+        if "if" in keywords:
             branch = schema.get("then") if self._matches(node, schema["if"], base) else schema.get("else")
             if branch is not None:
                 self._check(node, branch, base, path, key, out)
-        if "not" in schema and self._matches(node, schema["not"], base):
+        if "not" in keywords and self._matches(node, schema["not"], base):
             self._error(out, node, "MLJ104", f"{self._name(path)} has a form that is not allowed here.")
 
     def _type_error(self, node: Node, allowed: set[str], path: tuple[str | int, ...], key: ScalarNode | None,
@@ -300,7 +329,7 @@ class Checker:
         if any(_same(value, v) for v in values):
             return
         text = str(node.value)
-        near = suggest(text, [str(v) for v in values if isinstance(v, str)])
+        near = None if self._trial else suggest(text, [str(v) for v in values if isinstance(v, str)])
         if looks_like_placeholder(text):
             self._error(out, node, "MLJ217", f"{self._name(path)} is still a placeholder (`{text}`): replace it "
                         f"with one of: {', '.join(str(v) for v in values)}.")
@@ -350,7 +379,8 @@ class Checker:
         pattern_props: dict[str, Any] = schema.get("patternProperties", {})
         additional = schema.get("additionalProperties", True)
         seen: set[str] = set()
-        for k, v in mapping_items(node):
+        pairs = list(mapping_items(node)) if getattr(node, "has_merge", False) else node.value
+        for k, v in pairs:
             name = str(k.value)
             seen.add(name)
             sub = props.get(name)
@@ -388,7 +418,7 @@ class Checker:
     def _unknown_key(self, key: ScalarNode, allowed: list[str], path: tuple[str | int, ...],
                      out: list[Diagnostic]) -> None:
         name = str(key.value)
-        near = suggest(name, allowed)
+        near = None if self._trial else suggest(name, allowed)
         where = f"in {self._name(path)}" if path else f"in a {self.label}"
         if near is not None:
             message = f"Unknown key `{name}` {where}. Did you mean `{near}`?"
@@ -418,32 +448,26 @@ class Checker:
                         self._error(out, child, "MLJ104", f"`{child.value}` appears twice in {self._name(path)}.")
                     seen.add(child.value)
 
-    def _discriminator(self, branches: list[Schema], base: Base) -> tuple[str, dict[object, Schema]] | None:
-        """If every mapping branch pins `type` to constants, the map from value to branch."""
-        cached = self._discriminators.get(id(branches), False)
-        if cached is not False:
-            return cached  # type: ignore[return-value]
+    def _discriminator(self, branches: list[Schema], base: Base) -> tuple[dict[object, Schema], list[Schema]]:
+        """Branches keyed by the constant their `type` pins, and the branches that pin none."""
+        cached = self._discriminators.get(id(branches))
+        if cached is not None:
+            return cached
         table: dict[object, Schema] = {}
-        result: tuple[str, dict[object, Schema]] | None = None
+        rest: list[Schema] = []
         for branch in branches:
             resolved, _ = self._deref(branch, base)
-            types = self._types(branch, base)
-            if types is not None and "object" not in types:
-                continue
             prop = resolved.get("properties", {}).get("type") if isinstance(resolved, dict) else None
             if isinstance(prop, dict) and "$ref" in prop:
                 prop, _ = self._deref(prop, base)
             values = ([prop["const"]] if isinstance(prop, dict) and "const" in prop
                       else list(prop.get("enum", ())) if isinstance(prop, dict) else [])
             if not values:
-                table = {}
-                break
+                rest.append(branch)
             for value in values:
                 table.setdefault(value, branch)
-        if table:
-            result = ("type", table)
-        self._discriminators[id(branches)] = result
-        return result
+        self._discriminators[id(branches)] = (table, rest)
+        return table, rest
 
     def _check_union(self, node: Node, branches: list[Schema], base: Base, path: tuple[str | int, ...],
                      key: ScalarNode | None, out: list[Diagnostic]) -> None:
@@ -455,17 +479,20 @@ class Checker:
             self._type_error(node, allowed or {"object"}, path, key, out)
             return
         if isinstance(node, MappingNode):
-            disc = self._discriminator(candidates, base)
-            if disc is not None:
+            table, rest = self._discriminator(branches, base)
+            if table:
                 type_node = None
                 for k, v in mapping_items(node):
-                    if k.value == disc[0]:
+                    if k.value == "type":
                         type_node = v
                 if isinstance(type_node, ScalarNode):
                     value = scalar_value(type_node)
-                    branch = next((b for val, b in disc[1].items() if _same(val, value)), None)
-                    if branch is None:
-                        names = [str(v) for v in disc[1]]
+                    branch = next((b for val, b in table.items() if _same(val, value)), None)
+                    if branch is not None:
+                        self._check_branch(node, branch, base, path, key, out)
+                        return
+                    if not rest:
+                        names = [str(v) for v in table]
                         near = suggest(str(type_node.value), names)
                         message = (f"Unknown type `{type_node.value}` for {self._name(path)}; expected one of: "
                                    f"{', '.join(f'`{n}`' for n in names)}.")
@@ -473,19 +500,28 @@ class Checker:
                             message += f" Did you mean `{near}`?"
                         self._error(out, type_node, "MLJ107", message, replace_with=near, allowed=names)
                         return
-                    self._check_branch(node, branch, base, path, key, out)
-                    return
+                    candidates = [b for b in candidates if b in rest] or candidates
         best: list[Diagnostic] | None = None
         best_errors = 0
         for branch in candidates:
             scratch: list[Diagnostic] = []
+            self._trial += 1
             self._check_branch(node, branch, base, path, key, scratch)
+            self._trial -= 1
             errors = sum(1 for d in scratch if d.severity == Severity.ERROR)
             if errors == 0:
                 out.extend(scratch)
                 return
             if best is None or errors < best_errors:
                 best, best_errors = scratch, errors
+        if len(candidates) > 1:
+            # The best branch's errors were gathered in trial mode (no suggestions); check it again for real.
+            for branch in candidates:
+                scratch = []
+                self._check_branch(node, branch, base, path, key, scratch)
+                if sum(1 for d in scratch if d.severity == Severity.ERROR) == best_errors:
+                    out.extend(scratch)
+                    return
         out.extend(best or [])
 
     def _check_branch(self, node: Node, branch: Schema, base: Base, path: tuple[str | int, ...],

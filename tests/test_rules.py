@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from mljob.runner.validate import validate_text
 
 CMD = "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"

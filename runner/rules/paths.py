@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ def local_path(value: str) -> str | None:
 
 def resolve(folder: Path, value: str) -> Path:
     path = Path(value).expanduser()
-    return path if path.is_absolute() else folder / path
+    return Path(os.path.normpath(path if path.is_absolute() else folder / path))
 
 
 def inside(path: Path, folder: Path) -> bool:
@@ -50,8 +51,8 @@ def _check_path(ctx: RuleContext, node: Node | None, what: str, *, missing: Seve
     path = resolve(folder, value)
     if not inside(path, ctx.folder):
         yield Diagnostic(node_range(node), Severity.WARNING, "MLJ204",
-                         f"{what} `{value}` is outside the job's folder ({ctx.folder}); mljob only reads files "
-                         "under it unless you allow it (`mljob job create --allow-outside`). Move it inside.",
+                         f"{what} `{value}` is outside the job's folder ({ctx.folder}); a run copies only what "
+                         "is inside it. Move it inside the folder.",
                          {"path": str(path)})
     if not path.exists():
         yield Diagnostic(node_range(node), missing, "MLJ203",

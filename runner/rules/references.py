@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mljob.runner.diagnostics import Diagnostic, Severity
-from mljob.runner.document import get, node_range, scalar
+from mljob.runner.document import as_dict, get, node_range, scalar
 from mljob.runner.expressions import find_references
 from mljob.runner.rules import RuleContext
 from mljob.runner.schema_check import suggest
@@ -19,6 +19,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
         return
     defined = {ns: parts.names(ns) for ns in ("inputs", "outputs", "search_space")}
     used: dict[str, set[str]] = {ns: set() for ns in defined}
+    input_specs = as_dict(parts.inputs)
     for command in parts.commands:
         text, _, _ = ctx.source(command)
         refs, malformed = find_references(text)
@@ -48,7 +49,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             names = defined[namespace]
             if name in names:
                 if namespace == "inputs" and not ref.optional:
-                    optional = scalar(get(get(parts.inputs, name), "optional"))
+                    optional = scalar(get(input_specs.get(name), "optional"))
                     if optional is not None and optional.lower() == "true":
                         yield Diagnostic(where, Severity.WARNING, "MLJ201",
                                          f"Input `{name}` is optional but used outside `$[[ … ]]`: when it is "

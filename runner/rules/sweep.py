@@ -6,8 +6,18 @@ import re
 from collections.abc import Iterator
 
 from mljob.runner.diagnostics import Diagnostic, Severity
-from mljob.runner.document import MappingNode, Node, ScalarNode, SequenceNode, get, get_key, mapping_items
-from mljob.runner.document import node_range, number, scalar
+from mljob.runner.document import (
+    MappingNode,
+    Node,
+    ScalarNode,
+    SequenceNode,
+    get,
+    get_key,
+    mapping_items,
+    node_range,
+    number,
+    scalar,
+)
 from mljob.runner.rules import RuleContext
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,0 +1,70 @@
+"""Hostile input: each gets one clear diagnostic, never a traceback, in bounded time and memory."""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+from mljob.runner.validate import Settings, validate_file, validate_text
+
+
+def test_fifty_megabytes_is_refused_without_reading_it(tmp_path: Path):
+    path = tmp_path / "huge.yml"
+    with path.open("wb") as handle:
+        handle.write(b"command: " + b"x" * 1024 + b"\n")
+        handle.truncate(50 * 1024 * 1024)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    began = time.perf_counter()
+    analysis = validate_file(path, settings=Settings(strict=True))
+    elapsed = time.perf_counter() - began
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    (only,) = analysis.diagnostics
+    assert only.code == "MLJ001" and "50.0 MiB" in only.message
+    # Bounded: it reads at most 4 MiB + 1 byte (the bounds are generous; the point is "not 50 MB").
+    assert grown_kib < 40 * 1024 and elapsed < 5
+
+
+def test_alias_bomb(tmp_path: Path):
+    lines = ["$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json",
+             "a: &a [x,x,x,x,x,x,x,x,x,x]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 10)}]")
+    began = time.perf_counter()
+    analysis = validate_text("\n".join(lines) + "\n", tmp_path / "bomb.yml")
+    assert time.perf_counter() - began < 5
+    (only,) = analysis.diagnostics
+    assert only.code == "MLJ005" and "alias" in only.message
+
+
+def test_list_and_scalar_documents():
+    for text, word in (("- a\n- b\n", "a list"), ("42\n", "a single value")):
+        (only,) = validate_text(text, settings=Settings(strict=True)).diagnostics
+        assert only.code == "MLJ003" and word in only.message
+
+
+def test_non_job_yaml_in_the_editor_is_left_alone():
+    assert validate_text("- a\n- b\n").diagnostics == []
+    assert validate_text("name: conda\ndependencies: [python]\n").diagnostics == []
+
+
+def test_stray_list_document_beside_a_job():
+    text = ("$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\ncommand: echo\n"
+            "environment: azureml:e@latest\n---\n- oops\n")
+    (only,) = validate_text(text).diagnostics
+    assert only.code == "MLJ003" and only.line == 4
+
+
+def test_every_document_of_a_file_is_judged():
+    job = ("$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\ncommand: echo\n"
+           "environment: azureml:e@latest\n")
+    found = validate_text(job + "---\n" + job + "comand: x\n").diagnostics
+    assert [(d.code, d.line) for d in found] == [("MLJ101", 7)]
+
+
+def test_control_characters_and_deep_nesting():
+    (only,) = validate_text("command: a\x07b\n", settings=Settings(strict=True)).diagnostics
+    assert only.code == "MLJ002"
+    deep = "a: " + "[" * 5000 + "]" * 5000 + "\n"
+    found = validate_text(deep, settings=Settings(strict=True)).diagnostics
+    assert len(found) == 1 and found[0].severity == 1
