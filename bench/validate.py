@@ -16,7 +16,6 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import big_command_job  # noqa: E402
-
 from mljob.runner.validate import validate_text  # noqa: E402
 
 
