@@ -3,11 +3,11 @@
 The file keeps its look: the tree is edited in ruamel.yaml's round-trip mode, so comments, key order, quoting,
 block scalars and blank lines survive, and a document that needs no change is copied through byte for byte.
 
-Most of this module is comment bookkeeping. ruamel does not attach a comment to the key it describes but to the
-*end of the entry before it*: the token stored after `a: 1` holds `a`'s end-of-line comment **and** every whole
-comment/blank line up to the next key. Moving or deleting a key therefore moves or deletes comments that belong to
-its neighbours unless they are handed over explicitly; `_Comments`, `_detach`, `_insert`, `_collapse` and
-`_remove` are that hand-over.
+Most of this module is comment bookkeeping. ruamel does not attach a comment to the key it describes but to
+the *end of the entry before it*: the token stored after `a: 1` holds `a`'s end-of-line comment **and** every
+whole comment/blank line up to the next key. Moving or deleting a key therefore moves or deletes comments that
+belong to its neighbours unless they are handed over explicitly; `_Comments`, `_detach`, `_insert`,
+`_collapse` and `_remove` are that hand-over.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def migrate_text(text: str) -> Migration:
     return Migration(out, sorted(changes, key=lambda c: c.line))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Documents: split the stream ourselves so that untouched documents are copied verbatim.
 
 _DOC_MARKER = re.compile(r"(?:---|\.\.\.)(?=[ \t]|$)")
@@ -136,43 +136,53 @@ def _parse(doc: _Document) -> Any:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = doc.start_line + (mark.line if mark is not None else 0)
         column = mark.column if mark is not None else 0
-        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0] if str(exc) else type(exc)
-        context = getattr(exc, "context", None)
-        detail = f"{problem} ({context})" if context and isinstance(exc, YAMLError) else str(problem)
         raise MigrationError(
-            f"line {line + 1}, column {column + 1}: not valid YAML, cannot migrate: {detail}", line, column
+            f"line {line + 1}, column {column + 1}: not valid YAML, cannot migrate: {_describe(exc)}",
+            line,
+            column,
         ) from None
+
+
+def _describe(exc: Exception) -> str:
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    if isinstance(exc, YAMLError) and problem:
+        return f"{problem} ({context})" if context else str(problem)
+    first = str(exc).strip().splitlines()
+    return first[0] if first else type(exc).__name__
 
 
 def _migrate_document(doc: _Document, changes: list[Change]) -> str:
     root = _parse(doc)
     if not isinstance(root, CommentedMap):
         return doc.body
+    indent = _guess_indent(root)  # before any edit: moved entries keep the columns of where they were
+    _normalize_comments(root)
     ctx = _Context(doc.start_line)
     _rewrite_expressions(root, ctx)
     if _is_sweep(root):
         _migrate_sweep(root, ctx)
     else:
-        _migrate_job(root, ctx, "", _RootHeader(root))
+        _migrate_job(root, ctx, _Where(), _RootHeader(root))
     if not ctx.changes:
         return doc.body
     changes.extend(ctx.changes)
-    out = _dump(root, doc)
+    out = _dump(root, doc, indent)
     if not doc.body.endswith("\n"):
         out = out.rstrip("\n")
     return out
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Serialising a changed document.
 
-# A private-use character that stands in for a space at the end of a folded line (see `_keep_trailing_spaces`).
+# A private-use character standing in for a space at the end of a folded line (see `_keep_trailing_spaces`).
 _SPACE_STAND_IN = "\ue000"
 
 
-def _dump(root: CommentedMap, doc: _Document) -> str:
+def _dump(root: CommentedMap, doc: _Document, indent: tuple[int, int, int]) -> str:
     yaml = _new_yaml()
-    mapping, sequence, offset = _guess_indent(root)
+    mapping, sequence, offset = indent
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     yaml.explicit_start = doc.explicit_start
     stand_in = _SPACE_STAND_IN not in doc.body
@@ -187,21 +197,23 @@ def _dump(root: CommentedMap, doc: _Document) -> str:
 def _keep_trailing_spaces(node: Any) -> None:
     """Keep `python main.py ⏎--x` folded where the author folded it.
 
-    A source line that ends in a space folds into two spaces; ruamel then refuses to fold there again (it never
-    writes trailing whitespace) and joins the lines. Hiding the first space behind a non-space stand-in lets it
-    fold; the stand-in becomes a space again after dumping, which restores the original line exactly.
+    A source line that ends in a space folds into two spaces; ruamel then refuses to fold there again (it
+    never writes trailing whitespace) and joins the lines. Hiding the first space behind a non-space stand-in
+    lets it fold; the stand-in becomes a space again after dumping, which restores the original line exactly.
     """
-    for holder, key, value in _walk_values(node):
+    for holder, key, value in list(_walk_values(node)):
         if not isinstance(value, FoldedScalarString):
             continue
         chars = list(value)
         for pos in getattr(value, "fold_pos", []):
+            if pos + 1 >= len(chars) or chars[pos + 1] == " ":
+                continue  # ruamel cannot fold before a space either way
             before = pos - 1
-            while before >= 0 and chars[before] == " " and pos + 1 < len(chars) and chars[pos + 1] != " ":
+            while before >= 0 and chars[before] == " ":
                 chars[before] = _SPACE_STAND_IN
                 before -= 1
         if chars != list(value):
-            holder[key] = _retext(value, "".join(chars), lambda p: p)
+            holder[key] = _same_style(value, "".join(chars))
 
 
 def _guess_indent(root: CommentedMap) -> tuple[int, int, int]:
@@ -214,7 +226,7 @@ def _guess_indent(root: CommentedMap) -> tuple[int, int, int]:
         parent_col = _column_of(holder, key)
         if mapping is None and isinstance(value, CommentedMap):
             mapping = _column_of(value, next(iter(value))) - parent_col
-        if seq is None and isinstance(value, CommentedSeq):
+        if seq is None and isinstance(value, CommentedSeq) and value.lc.col is not None:
             dash = value.lc.col - parent_col
             seq = (_column_of(value, 0) - parent_col, dash)
         if mapping is not None and seq is not None:
@@ -224,7 +236,7 @@ def _guess_indent(root: CommentedMap) -> tuple[int, int, int]:
     return mapping, sequence, offset
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Tree helpers.
 
 
@@ -280,16 +292,16 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     text = str(value)
-    return text if len(text) <= 80 else text[:77] + "…"
+    return text if len(text) <= 100 else text[:99] + "…"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Comment bookkeeping (see the module docstring).
 
 
 @dataclass
 class _Comments:
-    """What follows one entry: an end-of-line comment (at column `col`), then whole lines ("" = blank line)."""
+    """What follows one entry: an end-of-line comment (at column `col`), then whole lines ("" is blank)."""
 
     eol: str | None = None
     col: int = 0
@@ -355,18 +367,43 @@ class _ItemSlot:
         value = self.node[self.key]
         entry = self.node.ca.items.setdefault(self.key, [None, None, None, None])
         if isinstance(value, _BLOCK_SCALARS):
-            lines = ([" " * _column_of(self.node, self.key) + comments.eol] if comments.eol else []) + comments.lines
+            indent = " " * _column_of(self.node, self.key)
+            lines = ([indent + comments.eol] if comments.eol else []) + comments.lines
             entry[self.pos] = _token("".join(f"{line}\n" for line in lines), 0) if lines else None
         elif comments.eol or comments.lines:
             text = (comments.eol or "") + "\n" + "".join(f"{line}\n" for line in comments.lines)
-            entry[self.pos] = _token(text, comments.col if comments.eol else 0)
+            entry[self.pos] = _token(text, self._eol_column(comments.col) if comments.eol else 0)
         else:
             entry[self.pos] = None
         if self._owns_pre_lines(value):
             entry[3] = None  # folded into entry[2] above
-            value.ca.comment = None  # ruamel's copy of entry[2]/[3] on the child; the emitter ignores it
+            if value.ca.comment:
+                # ruamel's copy of entry[2]/[3] on the child; the emitter ignores it but must still find a list
+                value.ca.comment[:] = [None] * len(value.ca.comment)
         if not any(entry):
             del self.node.ca.items[self.key]
+
+    def _eol_column(self, col: int) -> int:
+        """`col`, or two columns past the value if a rewritten (longer) value now reaches the comment.
+
+        ruamel would otherwise squeeze the comment to one space after the value: `path: data # data`.
+        """
+        value = self.node[self.key]
+        if isinstance(value, (CommentedMap, CommentedSeq)) or not isinstance(self.node, CommentedMap):
+            return col
+        quotes = 2 if isinstance(value, ScalarString) and not isinstance(value, _BLOCK_SCALARS) else 0
+        shown = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        end = self._key_column() + len(str(self.key)) + 2 + len(shown) + quotes
+        return col if col > end else end + 2
+
+    def _key_column(self) -> int:
+        """The key's column; a key we inserted has none recorded, so borrow a sibling's."""
+        for key in [self.key, *self.node]:
+            try:
+                return int(self.node.lc.key(key)[1])
+            except (AttributeError, KeyError, TypeError, IndexError):
+                continue
+        return 0
 
     def _owns_pre_lines(self, value: Any) -> bool:
         return isinstance(self.node, CommentedMap) and _is_block(value)
@@ -389,6 +426,33 @@ class _RootHeader:
         if self.root.ca.comment is None:
             self.root.ca.comment = [None, None]
         self.root.ca.comment[1] = [token] if token else None
+
+
+def _normalize_comments(root: CommentedMap) -> None:
+    """Move the comments ruamel parks elsewhere into the slot after the entry they follow.
+
+    A comment after a flow collection becomes a "pre" comment of the next key (`ca.items[key][1]`) or an
+    "end" comment of the enclosing collection (`ca.end`). The bookkeeping above assumes one place only.
+    """
+    containers: list[tuple[Any, _Slot]] = [(root, _RootHeader(root))]
+    containers += [(value, _ItemSlot(holder, key)) for holder, key, value in _walk_values(root) if _is_block(value)]
+    for node, header in containers:
+        if isinstance(node, CommentedMap):
+            for key in list(node):
+                entry = node.ca.items.get(key)
+                if entry and entry[1]:
+                    lines = [line for token in entry[1] for line in _whole_lines(token)]
+                    entry[1] = None
+                    previous = _previous(node, key, header)
+                    before = previous.read()
+                    previous.write(replace(before, lines=before.lines + lines))
+        if node.ca.end and len(node):
+            lines = [line for token in node.ca.end for line in _whole_lines(token)]
+            node.ca.end = []
+            last = next(reversed(node)) if isinstance(node, CommentedMap) else len(node) - 1
+            tail = _tail(node, last)
+            after = tail.read()
+            tail.write(replace(after, lines=after.lines + lines))
 
 
 def _tail(node: CommentedMap | CommentedSeq, key: Any) -> _ItemSlot:
@@ -420,7 +484,7 @@ class _Moved:
 
     key: Any
     value: Any
-    head: _Comments = field(default_factory=_Comments)  # its end-of-line comment (+ lines before its children)
+    head: _Comments = field(default_factory=_Comments)  # its end-of-line comment (+ lines above its children)
     lead: list[str] = field(default_factory=list)  # the comment lines that were directly above it
 
 
@@ -447,10 +511,31 @@ def _insert(mapping: CommentedMap, index: int, moved: _Moved, header: _Slot) -> 
     before = previous.read()
     previous.write(replace(before, lines=moved.lead))
     mapping.insert(index, moved.key, moved.value)
+    _record_column(mapping, moved.key, header)
     _ItemSlot(mapping, moved.key).write(moved.head)
     tail = _tail(mapping, moved.key)
     after = tail.read()
     tail.write(replace(after, lines=after.lines + before.lines))
+
+
+def _record_column(mapping: CommentedMap, key: Any, header: _Slot) -> None:
+    """Note where an inserted key will be written, so that `_eol_column` can keep comments clear of it.
+
+    Lines stay None: an inserted key has no line in the original text.
+    """
+    columns = [_column_of(mapping, k) for k in mapping if k != key and _has_position(mapping, k)]
+    if columns:
+        column = columns[0]
+    elif isinstance(header, _ItemSlot) and _has_position(header.node, header.key):
+        column = _column_of(header.node, header.key) + 2
+    else:
+        column = 0
+    mapping.lc.add_kv_line_col(key, [None, column, None, None])
+
+
+def _has_position(node: Any, key: Any) -> bool:
+    data = node.lc.data if isinstance(node, CommentedMap) else None
+    return isinstance(data, dict) and key in data and data[key][1] is not None
 
 
 def _harvest(node: CommentedMap | CommentedSeq, key: Any) -> list[tuple[str, int | None, int]]:
@@ -481,10 +566,14 @@ def _flatten(bits: list[tuple[str, int | None, int]], keep_eol: bool) -> _Commen
 
 def _collapse(mapping: CommentedMap, key: Any, value: Any) -> None:
     """Replace a collection by a scalar; its comments all end up after the scalar, none is lost."""
+    own_eol = _ItemSlot(mapping, key).read().eol
     bits = _harvest(mapping, key)
     mapping.ca.items.pop(key, None)
     mapping[key] = value
-    _ItemSlot(mapping, key).write(_flatten(bits, keep_eol=True))
+    comments = _flatten(bits, keep_eol=True)
+    if comments.eol is not None and comments.eol != own_eol:
+        comments.col = 0  # a child's comment sat far right of the child; put it just after the new value
+    _ItemSlot(mapping, key).write(comments)
 
 
 def _remove(mapping: CommentedMap, key: Any, header: _Slot) -> None:
@@ -508,45 +597,80 @@ def _rename(mapping: CommentedMap, old: Any, new: Any) -> None:
         mapping.ca.items[new] = entry
     if position is not None:
         mapping.lc.data[new] = position
+    _refresh(mapping, new)
 
 
-def _replace_by_child(mapping: CommentedMap, key: Any) -> None:
-    """`key: {child: v}` → `child: v` in place, merging both entries' comments."""
+def _set(mapping: CommentedMap, key: Any, value: Any) -> None:
+    """Replace a value in place, keeping its end-of-line comment clear of a longer value."""
+    mapping[key] = value
+    _refresh(mapping, key)
+
+
+def _refresh(mapping: CommentedMap, key: Any) -> None:
+    if key in mapping.ca.items:
+        slot = _ItemSlot(mapping, key)
+        slot.write(slot.read())
+
+
+def _replace_by_child(mapping: CommentedMap, key: Any, header: _Slot) -> None:
+    """`key: {child: v}` → `child: v` in place; comments above the child stay above it."""
     inner_map = mapping[key]
     child = next(iter(inner_map))
     outer = _ItemSlot(mapping, key).read()
     inner = _ItemSlot(inner_map, child).read()
-    indent = _column_of(mapping, key)
-    extra = [" " * indent + outer.eol] if outer.eol and inner.eol else []
-    eol, col = (inner.eol, inner.col) if inner.eol else (outer.eol, outer.col)
+    delta = _column_of(mapping, key) - _column_of(inner_map, child)
+    above = [" " * _column_of(mapping, key) + outer.eol] if outer.eol and inner.eol else []
+    above += _shift_comment_lines(outer.lines, delta)
+    eol, col = (inner.eol, inner.col + delta) if inner.eol else (outer.eol, outer.col)
     value = inner_map[child]
+    previous = _previous(mapping, key, header)
+    before = previous.read()
+    previous.write(replace(before, lines=before.lines + above))
     mapping.ca.items.pop(key, None)
     inner_map.ca.items.pop(child, None)
     mapping[key] = value
     _rename(mapping, key, child)
-    _ItemSlot(mapping, child).write(_Comments(eol, col, extra + outer.lines + inner.lines))
+    _reindent_tree(value, delta)
+    _ItemSlot(mapping, child).write(_Comments(eol, col, _shift_comment_lines(inner.lines, delta)))
+
+
+def _shift_comment_lines(lines: list[str], delta: int) -> list[str]:
+    out = []
+    for line in lines:
+        bare = line.lstrip(" ")
+        out.append(" " * max(0, len(line) - len(bare) + delta) + bare if bare.startswith("#") else line)
+    return out
+
+
+def _reindent_tree(value: Any, delta: int) -> None:
+    """Shift the whole comment lines inside a subtree that moved `delta` columns, so they line up again."""
+    for holder, key, _value in list(_walk_values(value)):
+        _shift_position(holder, key, delta)
+    for holder, key, _value in list(_walk_values(value)):
+        slot = _ItemSlot(holder, key)
+        found = slot.read()
+        if found.lines or found.eol:
+            col = max(0, found.col + delta)
+            slot.write(replace(found, col=col, lines=_shift_comment_lines(found.lines, delta)))
+
+
+def _shift_position(node: CommentedMap | CommentedSeq, key: Any, delta: int) -> None:
+    """Keep the recorded columns true to where a moved entry will be written (`_eol_column` reads them)."""
+    data = node.lc.data
+    position = data.get(key) if isinstance(data, dict) else None
+    if position is None:
+        return
+    data[key] = [p + delta if i % 2 and isinstance(p, int) else p for i, p in enumerate(position)]
 
 
 def _reindent(moved: _Moved, delta: int) -> None:
-    """Shift the whole comment lines of a subtree that moved `delta` columns, so they line up with it again."""
-
-    def shift(lines: list[str]) -> list[str]:
-        out = []
-        for line in lines:
-            bare = line.lstrip(" ")
-            out.append(" " * max(0, len(line) - len(bare) + delta) + bare if bare.startswith("#") else line)
-        return out
-
-    moved.head = replace(moved.head, lines=shift(moved.head.lines))
-    moved.lead = shift(moved.lead)
-    for holder, key, _value in list(_walk_values(moved.value)):
-        slot = _ItemSlot(holder, key)
-        found = slot.read()
-        if found.lines:
-            slot.write(replace(found, lines=shift(found.lines)))
+    head = moved.head
+    moved.head = replace(head, col=max(0, head.col + delta), lines=_shift_comment_lines(head.lines, delta))
+    moved.lead = _shift_comment_lines(moved.lead, delta)
+    _reindent_tree(moved.value, delta)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The rewrites.
 
 
@@ -585,17 +709,25 @@ def _is_sweep(root: CommentedMap) -> bool:
     )
 
 
-def _migrate_job(job: CommentedMap, ctx: _Context, where: str, header: _Slot) -> None:
-    """A command job, or a 2021 sweep's `trial` (`where` = "trial.")."""
+@dataclass(frozen=True)
+class _Where:
+    """Message prefixes: `old` where a job's keys were, `top` where GA wants compute, inputs and outputs."""
+
+    old: str = ""
+    top: str = ""
+
+
+def _migrate_job(job: CommentedMap, ctx: _Context, where: _Where, header: _Slot) -> None:
+    """A command job, or a 2021 sweep's `trial`."""
     if job.get("type") == "command_job":
-        ctx.add(ctx.value_line(job, "type"), f"`{where}type: command_job` → `{where}type: command`")
-        job["type"] = _same_style(job["type"], "command")
-    _migrate_code(job, ctx, where)
-    _migrate_environment(job, ctx, where)
+        ctx.add(ctx.value_line(job, "type"), f"`{where.old}type: command_job` → `{where.old}type: command`")
+        _set(job, "type", _same_style(job["type"], "command"))
+    _migrate_code(job, ctx, where.old)
+    _migrate_environment(job, ctx, where.old)
     _migrate_compute(job, ctx, where, header, (job, header))
     _migrate_data(job, ctx, where, "inputs")
     _migrate_data(job, ctx, where, "outputs")
-    _migrate_distribution(job, ctx, where)
+    _migrate_distribution(job, ctx, where.old)
 
 
 def _strip_file(value: Any) -> Any:
@@ -610,7 +742,7 @@ def _strip_file_at(node: CommentedMap, key: str, ctx: _Context, label: str) -> N
     new = _strip_file(old)
     if new is not old:
         ctx.add(ctx.value_line(node, key), f"`{label}: {old}` → `{label}: {new}` (no `file:` prefix)")
-        node[key] = new
+        _set(node, key, new)
 
 
 def _migrate_code(job: CommentedMap, ctx: _Context, where: str) -> None:
@@ -620,7 +752,8 @@ def _migrate_code(job: CommentedMap, ctx: _Context, where: str) -> None:
         new = _strip_file(old)
         dropped = [str(k) for k in code if k != "local_path"]
         note = f" (dropped `{'`, `'.join(dropped)}`: GA has no such keys)" if dropped else ""
-        ctx.add(ctx.key_line(code, "local_path"), f"`{where}code.local_path: {old}` → `{where}code: {new}`{note}")
+        line = ctx.key_line(code, "local_path")
+        ctx.add(line, f"`{where}code.local_path: {old}` → `{where}code: {new}`{note}")
         _collapse(job, "code", new)
     elif isinstance(code, str):
         _strip_file_at(job, "code", ctx, f"{where}code")
@@ -634,60 +767,60 @@ def _migrate_environment(job: CommentedMap, ctx: _Context, where: str) -> None:
     docker = env.get("docker")
     if not isinstance(docker, CommentedMap) or not docker:
         return
-    build = docker.get("build")
-    if isinstance(build, CommentedMap):
-        _migrate_build(build, ctx, f"{where}environment")
     for key in docker:
+        old, new = _show(docker[key]), _show(docker[key])
+        if key == "build" and isinstance(docker[key], CommentedMap):
+            old = f"{{dockerfile: {_show(docker[key].get('dockerfile'))}}}"
+            _migrate_build(docker[key])
+            new = _show(docker[key])
         line = ctx.key_line(docker, key)
-        shown = f"{{path: {build.get('path')}, dockerfile_path: {build.get('dockerfile_path')}}}" if (
-            key == "build" and isinstance(build, CommentedMap)
-        ) else _show(docker[key])
-        ctx.add(line, f"`{where}environment.docker.{key}` → `{where}environment.{key}: {shown}`")
+        ctx.add(line, f"`{where}environment.docker.{key}: {old}` → `{where}environment.{key}: {new}`")
     # Every child of `docker` becomes a sibling in its place: the first one replaces `docker` itself.
-    docker_slot = _ItemSlot(env, "docker")
+    env_slot = _ItemSlot(job, "environment")
     at = list(env).index("docker")
     for offset, key in enumerate(list(docker)[1:], start=1):
-        moved = _detach(docker, key, docker_slot)
-        _insert(env, at + offset, moved, _ItemSlot(job, "environment"))
-    _replace_by_child(env, "docker")
+        delta = _column_of(env, "docker") - _column_of(docker, key)
+        moved = _detach(docker, key, _ItemSlot(env, "docker"))
+        _reindent(moved, delta)
+        _insert(env, at + offset, moved, env_slot)
+    _replace_by_child(env, "docker", env_slot)
 
 
-def _migrate_build(build: CommentedMap, ctx: _Context, label: str) -> None:
-    """2021 `build.dockerfile: file:DOCKERFILE` names a file next to the job; GA names a context folder + file."""
+def _migrate_build(build: CommentedMap) -> None:
+    """2021 `dockerfile: file:DOCKERFILE` names a file next to the job; GA names a context folder + a file."""
     if "dockerfile" not in build:
         return
-    dockerfile = build["dockerfile"]
-    path = _strip_file(dockerfile)
-    build["dockerfile"] = path
+    _set(build, "dockerfile", _strip_file(build["dockerfile"]))
     _rename(build, "dockerfile", "dockerfile_path")
     if "path" not in build:
-        build.insert(0, "path", ".")
-    del label, ctx  # reported by the caller together with the docker hoist
+        build.insert(0, "path", ".")  # GA wants a build context: the job's folder, which holds the Dockerfile
 
 
 def _migrate_compute(
-    job: CommentedMap, ctx: _Context, where: str, header: _Slot, home: tuple[CommentedMap, _Slot]
+    job: CommentedMap, ctx: _Context, where: _Where, header: _Slot, home: tuple[CommentedMap, _Slot]
 ) -> None:
-    """`compute: {target: X, instance_count: N}` → `compute: X` + `resources: {instance_count: N}` in `home`."""
+    """`compute: {target: X, instance_count: N}` → `compute: X`, and `resources: {instance_count: N}` go to
+    `home` (the job itself, or a sweep's trial)."""
     compute = job.get("compute")
     if not isinstance(compute, CommentedMap):
         return
-    compute_slot = _ItemSlot(job, "compute")
+    old = f"{where.old}compute"
+    owner, owner_header = home
+    resources_label = f"{where.old}resources" if owner is job else "trial.resources"
     extras: list[_Moved] = []
     for key in [k for k in compute if k != "target"]:
-        line = ctx.key_line(compute, key)
-        ctx.add(line, f"`{where}compute.{key}: {_show(compute[key])}` → `{where}resources.{key}`")
-        extras.append(_detach(compute, key, compute_slot))
+        shown = _show(compute[key])
+        ctx.add(ctx.key_line(compute, key), f"`{old}.{key}: {shown}` → `{resources_label}.{key}: {shown}`")
+        extras.append(_detach(compute, key, _ItemSlot(job, "compute")))
     line = ctx.node_line(compute)
     if "target" in compute:
         target = compute["target"]
-        ctx.add(ctx.key_line(compute, "target"), f"`{where}compute.target: {target}` → `{where}compute: {target}`")
+        ctx.add(ctx.key_line(compute, "target"), f"`{old}.target: {target}` → `{where.top}compute: {target}`")
         _collapse(job, "compute", target)
     else:
-        ctx.add(line, f"`{where}compute` without a `target` removed (GA names the compute directly)")
+        ctx.add(line, f"`{old}` without a `target` removed (GA names the compute directly)")
         _remove(job, "compute", header)
     if extras:
-        owner, owner_header = home
         after = "compute" if owner is job and "compute" in job else None
         _add_resources(owner, owner_header, after, extras, ctx, line)
 
@@ -703,36 +836,36 @@ def _add_resources(
     if not isinstance(resources, CommentedMap):
         ctx.add(line, "`resources` is not a mapping, so the settings from `compute` were dropped")
         return
-    resources_slot = _ItemSlot(owner, "resources")
     for item in moved:
-        if item.key in resources:
-            if resources[item.key] != item.value:
-                ctx.add(
-                    line,
-                    f"kept `resources.{item.key}: {_show(resources[item.key])}` and dropped "
-                    f"`compute.{item.key}: {_show(item.value)}` that contradicts it",
-                )
-            continue
-        _insert(resources, len(resources), item, resources_slot)
+        if item.key not in resources:
+            _insert(resources, len(resources), item, _ItemSlot(owner, "resources"))
+        elif resources[item.key] != item.value:
+            ctx.add(
+                line,
+                f"kept `resources.{item.key}: {_show(resources[item.key])}` and dropped "
+                f"`compute.{item.key}: {_show(item.value)}`, which contradicts it",
+            )
 
 
-def _migrate_data(job: CommentedMap, ctx: _Context, where: str, kind: str) -> None:
-    """2021 data inputs/outputs: `{data: {path|local_path: P}, mode: mount}` → `{type: …, path: P, mode: ro_mount}`."""
+def _migrate_data(job: CommentedMap, ctx: _Context, where: _Where, kind: str) -> None:
+    """2021 `{data: {path|local_path: P}, mode: mount}` → `{type: uri_…, path: P, mode: ro_mount}`."""
     entries = job.get(kind)
     if not isinstance(entries, CommentedMap):
         return
     for name in list(entries):
-        spec = entries[name]
-        if isinstance(spec, CommentedMap):
-            _migrate_data_spec(entries, name, ctx, f"{where}{kind}.{name}", kind)
+        if isinstance(entries[name], CommentedMap):
+            labels = (f"{where.old}{kind}.{name}", f"{where.top}{kind}.{name}")
+            _migrate_data_spec(entries, name, ctx, labels, kind)
 
 
-def _migrate_data_spec(entries: CommentedMap, name: Any, ctx: _Context, label: str, kind: str) -> None:
+def _migrate_data_spec(entries: CommentedMap, name: Any, ctx: _Context, labels: tuple[str, str], kind: str) -> None:
     spec: CommentedMap = entries[name]
+    old, new = labels
     if "data" in spec:
         path, note = _data_path(spec["data"])
         if path is not None:
             line = ctx.key_line(spec, "data")
+            was = _show(spec["data"])
             _collapse(spec, "data", path)
             _rename(spec, "data", "path")
             shown = f"path: {path}"
@@ -740,20 +873,21 @@ def _migrate_data_spec(entries: CommentedMap, name: Any, ctx: _Context, label: s
                 kind_of = _input_type(str(path))
                 _insert(spec, 0, _Moved("type", kind_of), _ItemSlot(entries, name))
                 shown = f"type: {kind_of}, {shown}"
-            ctx.add(line, f"`{label}.data` → `{label}: {{{shown}}}`{note}")
+            ctx.add(line, f"`{old}.data: {was}` → `{new}: {{{shown}}}`{note}")
     elif "path" in spec:
-        _strip_file_at(spec, "path", ctx, f"{label}.path")
+        _strip_file_at(spec, "path", ctx, f"{old}.path")
     mode = spec.get("mode")
     if mode == "mount":
-        new = "ro_mount" if kind == "inputs" else "rw_mount"
-        ctx.add(ctx.value_line(spec, "mode"), f"`{label}.mode: mount` → `{label}.mode: {new}`")
-        spec["mode"] = _same_style(mode, new)
+        mounted = "ro_mount" if kind == "inputs" else "rw_mount"
+        ctx.add(ctx.value_line(spec, "mode"), f"`{old}.mode: mount` → `{new}.mode: {mounted}`")
+        _set(spec, "mode", _same_style(mode, mounted))
 
 
 def _data_path(data: Any) -> tuple[Any, str]:
-    """The GA `path` for a 2021 `data` value, and a note for the message (None when the form is unknown)."""
+    """The GA `path` for a 2021 `data` value (None for a form we do not know), and a note for the message."""
+    asset_note = " (a registered data asset: check that the type matches it)"
     if isinstance(data, str):
-        return _strip_file(data), " (a registered data asset: check that its type matches)"
+        return _strip_file(data), asset_note if data.startswith("azureml:") else ""
     if not isinstance(data, CommentedMap):
         return None, ""
     path = data.get("path", data.get("local_path"))
@@ -761,12 +895,18 @@ def _data_path(data: Any) -> tuple[Any, str]:
     if isinstance(datastore, str) and isinstance(path, str):
         store = datastore.removeprefix("azureml:")
         return f"azureml://datastores/{store}/paths/{path.lstrip('/')}", ""
-    return (_strip_file(path), "") if isinstance(path, str) else (None, "")
+    if isinstance(path, str):
+        return _strip_file(path), ""
+    name = data.get("name")
+    if isinstance(name, str):
+        version = data.get("version")
+        return (f"azureml:{name}:{version}" if version is not None else f"azureml:{name}@latest"), asset_note
+    return None, ""
 
 
 def _input_type(path: str) -> str:
     """`uri_file` when the last path segment has a file extension (iris.csv), else `uri_folder`."""
-    segment = posixpath.basename(urlsplit(path).path if "://" in path else path)
+    segment = posixpath.basename((urlsplit(path).path if "://" in path else path).rstrip("/"))
     return "uri_file" if posixpath.splitext(segment)[1] else "uri_folder"
 
 
@@ -777,25 +917,29 @@ def _migrate_distribution(job: CommentedMap, ctx: _Context, where: str) -> None:
         return
     if dist.get("type") not in ("pytorch", "mpi"):
         return
+    label = f"{where}distribution"
     total = dist["process_count"]
     line = ctx.key_line(dist, "process_count")
-    resources = job.get("resources")
-    instances = resources.get("instance_count", 1) if isinstance(resources, CommentedMap) else 1
-    label = f"{where}distribution"
     if "process_count_per_instance" in dist:
         ctx.add(line, f"`{label}.process_count` removed: `process_count_per_instance` is already set")
         _remove(dist, "process_count", _ItemSlot(job, "distribution"))
         return
+    resources = job.get("resources")
+    instances = resources.get("instance_count", 1) if isinstance(resources, CommentedMap) else 1
     if not _is_int(total) or not _is_int(instances) or instances < 1:
-        ctx.add(line, f"`{label}.process_count` → `{label}.process_count_per_instance`: the value is copied as "
-                      f"it is; divide it by the instance count yourself (it was the total)")
+        ctx.add(
+            line,
+            f"`{label}.process_count` → `{label}.process_count_per_instance`, value unchanged: it was the "
+            "total over all instances, divide it by the instance count",
+        )
         _rename(dist, "process_count", "process_count_per_instance")
         return
     per_instance = math.ceil(total / instances)
+    plural = "s" if instances != 1 else ""
     ctx.add(
         line,
         f"`{label}.process_count: {total}` (in total) → `{label}.process_count_per_instance: {per_instance}` "
-        f"(over {instances} instance{'s' if instances != 1 else ''})",
+        f"(on each of {instances} instance{plural})",
     )
     if total % instances:
         ctx.add(
@@ -803,7 +947,7 @@ def _migrate_distribution(job: CommentedMap, ctx: _Context, where: str) -> None:
             f"`{label}.process_count: {total}` does not divide over {instances} instances: rounded up to "
             f"{per_instance} per instance, so {per_instance * instances} processes run instead of {total}",
         )
-    dist["process_count"] = per_instance
+    _set(dist, "process_count", per_instance)
     _rename(dist, "process_count", "process_count_per_instance")
 
 
@@ -818,33 +962,38 @@ def _migrate_sweep(root: CommentedMap, ctx: _Context) -> None:
     header = _RootHeader(root)
     if root.get("type") == "sweep_job":
         ctx.add(ctx.value_line(root, "type"), "`type: sweep_job` → `type: sweep`")
-        root["type"] = _same_style(root["type"], "sweep")
+        _set(root, "type", _same_style(root["type"], "sweep"))
     if "algorithm" in root:
-        line = ctx.key_line(root, "algorithm")
-        if "sampling_algorithm" in root:
-            ctx.add(line, "`algorithm` removed: `sampling_algorithm` is already set")
-            _remove(root, "algorithm", header)
-        else:
-            ctx.add(line, f"`algorithm: {_show(root['algorithm'])}` → `sampling_algorithm: {_show(root['algorithm'])}`")
-            _rename(root, "algorithm", "sampling_algorithm")
+        _migrate_algorithm(root, ctx, header)
     trial = root.get("trial")
     if isinstance(trial, CommentedMap):
         trial_slot = _ItemSlot(root, "trial")
-        _migrate_job(trial, ctx, "trial.", trial_slot)
+        _migrate_job(trial, ctx, _Where("trial.", ""), trial_slot)
         if isinstance(root.get("compute"), CommentedMap):
-            _migrate_compute(root, ctx, "", header, (trial, trial_slot))
+            _migrate_compute(root, ctx, _Where(), header, (trial, trial_slot))
         after = _hoist(root, trial, "inputs", "trial", ctx)
         after = _hoist(root, trial, "outputs", after, ctx)
         _hoist(root, trial, "compute", after, ctx)
-    _migrate_data(root, ctx, "", "inputs")
-    _migrate_data(root, ctx, "", "outputs")
+    _migrate_data(root, ctx, _Where(), "inputs")
+    _migrate_data(root, ctx, _Where(), "outputs")
     _migrate_limits(root, ctx, header)
 
 
-def _hoist(root: CommentedMap, trial: CommentedMap, key: str, after: str, ctx: _Context) -> str:
-    """Move `trial.<key>` to the sweep's top level (GA keeps inputs, outputs and compute there).
+def _migrate_algorithm(root: CommentedMap, ctx: _Context, header: _Slot) -> None:
+    line = ctx.key_line(root, "algorithm")
+    if "sampling_algorithm" in root:
+        ctx.add(line, "`algorithm` removed: `sampling_algorithm` is already set")
+        _remove(root, "algorithm", header)
+        return
+    shown = _show(root["algorithm"])
+    ctx.add(line, f"`algorithm: {shown}` → `sampling_algorithm: {shown}`")
+    _rename(root, "algorithm", "sampling_algorithm")
 
-    Returns the key the next hoisted entry should follow, so that they keep their order after `trial`.
+
+def _hoist(root: CommentedMap, trial: CommentedMap, key: str, after: str, ctx: _Context) -> str:
+    """Move `trial.<key>` to the sweep's top level, where GA keeps inputs, outputs and compute.
+
+    Returns the key that the next hoisted entry follows, so that they keep their order right after `trial`.
     """
     if key not in trial:
         return after
@@ -852,10 +1001,10 @@ def _hoist(root: CommentedMap, trial: CommentedMap, key: str, after: str, ctx: _
     trial_slot = _ItemSlot(root, "trial")
     existing = root.get(key)
     if existing is None:
-        ctx.add(line, f"`trial.{key}` → `{key}` (a sweep's {key} are top-level in GA)".replace(
-            "compute are", "compute is"))
+        ctx.add(line, f"`trial.{key}` → `{key}` (a sweep takes its {key} at the top level)")
+        delta = _column_of(root, "trial") - _column_of(trial, key)
         moved = _detach(trial, key, trial_slot)
-        _reindent(moved, _column_of(root, "trial") - _column_of(trial, key) if trial else -2)
+        _reindent(moved, delta)
         _insert(root, list(root).index(after) + 1, moved, _RootHeader(root))
         return key
     if isinstance(existing, CommentedMap) and isinstance(trial[key], CommentedMap):
@@ -865,7 +1014,8 @@ def _hoist(root: CommentedMap, trial: CommentedMap, key: str, after: str, ctx: _
             if name in existing:
                 ctx.add(ctx.key_line(inner, name), f"kept `{key}.{name}`, dropped `trial.{key}.{name}`")
                 continue
-            _insert(existing, len(existing), _detach(inner, name, _ItemSlot(trial, key)), _ItemSlot(root, key))
+            moved = _detach(inner, name, _ItemSlot(trial, key))
+            _insert(existing, len(existing), moved, _ItemSlot(root, key))
     elif existing != trial[key]:
         ctx.add(line, f"kept `{key}: {_show(existing)}`, dropped `trial.{key}: {_show(trial[key])}`")
     else:
@@ -875,6 +1025,7 @@ def _hoist(root: CommentedMap, trial: CommentedMap, key: str, after: str, ctx: _
 
 
 def _migrate_limits(root: CommentedMap, ctx: _Context, header: _Slot) -> None:
+    """Top-level 2021 trial limits → one `limits:` mapping where the first of them was."""
     present = [k for k in root if k in _LIMIT_KEYS]
     if not present:
         return
@@ -885,11 +1036,12 @@ def _migrate_limits(root: CommentedMap, ctx: _Context, header: _Slot) -> None:
         line = ctx.key_line(root, key)
         item = _detach(root, key, header)
         if key == "timeout_minutes" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            seconds = int(round(value * 60))
+            seconds = round(value * 60)
             ctx.add(line, f"`timeout_minutes: {value}` → `limits.timeout: {seconds}` (seconds)")
             item = replace(item, key="timeout", value=seconds)
         else:
             ctx.add(line, f"`{key}: {_show(value)}` → `limits.{key}: {_show(value)}`")
+        _reindent(item, 2)
         moved.append(item)
     limits = root.get("limits")
     if limits is None:
@@ -899,21 +1051,18 @@ def _migrate_limits(root: CommentedMap, ctx: _Context, header: _Slot) -> None:
         ctx.add(ctx.key_line(root, "limits"), "`limits` is not a mapping: the sweep limits were dropped")
         return
     for item in moved:
-        _reindent(item, 2)
         if item.key in limits:
             ctx.add(ctx.key_line(limits, item.key), f"kept `limits.{item.key}`, dropped the top-level one")
             continue
         _insert(limits, len(limits), item, _ItemSlot(root, "limits"))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # `{inputs.x}` → `${{inputs.x}}` in every string value.
 
 # A lone brace pair around a 2021 reference. `${{inputs.x}}`, `{{inputs.x}}` and `${inputs.x}` are left alone,
 # and so is any other brace (`{}` in Python code, `${VAR}`).
-_OLD_EXPRESSION = re.compile(
-    r"(?<![{$])\{\s*((?:inputs|outputs|search_space)\.[A-Za-z_][\w.-]*?)\s*\}(?!\})"
-)
+_OLD_EXPRESSION = re.compile(r"(?<![{$])\{\s*((?:inputs|outputs|search_space)\.[A-Za-z_][\w.-]*?)\s*\}(?!\})")
 
 
 def _rewrite_expressions(root: CommentedMap, ctx: _Context) -> None:
@@ -926,7 +1075,10 @@ def _rewrite_expressions(root: CommentedMap, ctx: _Context) -> None:
         for match in matches:
             new = "${{" + match.group(1) + "}}"
             ctx.add(_expression_line(holder, key, value, match.start(), ctx), f"`{match.group(0)}` → `{new}`")
-        holder[key] = _substitute(value, matches)
+        if isinstance(holder, CommentedMap):
+            _set(holder, key, _substitute(value, matches))
+        else:
+            holder[key] = _substitute(value, matches)
 
 
 def _substitute(value: str, matches: list[re.Match[str]]) -> Any:
