@@ -19,20 +19,23 @@ from generate import big_command_job  # noqa: E402
 from mljob.runner.validate import validate_text  # noqa: E402
 
 
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm caches (schemas load once per process, as in the server)
-    times = []
+def interleaved_medians(fns: list, repeat: int) -> list[float]:
+    """Median ms of each function, measured in alternation so that machine noise hits all of them alike."""
+    for fn in fns:
+        fn()  # warm caches (schemas load once per process, as in the server)
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        began = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times)
+        for i, fn in enumerate(fns):
+            began = time.perf_counter()
+            fn()
+            times[i].append((time.perf_counter() - began) * 1000)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=3000)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=40)
     args = parser.parse_args()
     text = big_command_job(args.lines)
     with tempfile.TemporaryDirectory() as folder:
@@ -41,8 +44,8 @@ def main() -> None:
         (Path(folder) / "src").mkdir()
         analysis = validate_text(text, path)
         errors = [d for d in analysis.diagnostics if d.severity == 1]
-        floor = median_ms(lambda: yaml.compose(text, Loader=yaml.CSafeLoader), args.repeat)
-        full = median_ms(lambda: validate_text(text, path), args.repeat)
+        floor, full = interleaved_medians(
+            [lambda: yaml.compose(text, Loader=yaml.CSafeLoader), lambda: validate_text(text, path)], args.repeat)
     print(f"file: {args.lines} lines, {len(text) / 1024:.0f} KiB, {len(analysis.diagnostics)} diagnostics "
           f"({len(errors)} errors)")
     print(f"libyaml compose (floor): {floor:7.2f} ms  (median of {args.repeat})")

@@ -307,11 +307,41 @@ def parse(text: str, path: Path | None = None) -> Document:
         doc.diagnostics.append(_syntax_diagnostic(err, text))
     except (yaml.YAMLError, RecursionError, ValueError) as err:
         doc.diagnostics.append(_diag(0, 0, "MLJ002", f"YAML cannot be read: {err}"))
+    has_anchors = "&" in text
     for yaml_doc in doc.docs:
-        _check_structure(yaml_doc, doc.diagnostics)
+        if has_anchors:
+            _check_structure(yaml_doc, doc.diagnostics)
+        elif yaml_doc.root is not None:
+            _check_duplicates(yaml_doc.root, doc.diagnostics)
     if not doc.docs and not doc.diagnostics:
         doc.docs.append(YamlDocument(None, 0))
     return doc
+
+
+def _duplicate(key: ScalarNode, first: ScalarNode) -> Diagnostic:
+    return Diagnostic(node_range(key), Severity.ERROR, "MLJ004",
+                      f"Duplicate key `{key.value}` (first defined on line {first.start_mark.line + 1}); the later "
+                      "value would silently win. Remove one of them.", {"first_line": first.start_mark.line})
+
+
+def _check_duplicates(root: Node, out: list[Diagnostic]) -> None:
+    """Without anchors there are no aliases or merges: a plain walk for duplicate keys is enough."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, MappingNode):
+            pairs = node.value
+            keys = [k.value for k, _ in pairs]
+            if len(set(keys)) != len(keys):
+                seen: dict[str, ScalarNode] = {}
+                for key, _ in pairs:
+                    if key.value in seen and isinstance(key, ScalarNode):
+                        out.append(_duplicate(key, seen[key.value]))
+                    else:
+                        seen[key.value] = key
+            stack.extend(v for _, v in pairs if not isinstance(v, ScalarNode))
+        elif isinstance(node, SequenceNode):
+            stack.extend(c for c in node.value if not isinstance(c, ScalarNode))
 
 
 def _check_structure(yaml_doc: YamlDocument, out: list[Diagnostic]) -> None:
@@ -342,10 +372,7 @@ def _check_structure(yaml_doc: YamlDocument, out: list[Diagnostic]) -> None:
                 elif isinstance(key, ScalarNode):
                     first = seen.get(key.value)
                     if first is not None and key.start_mark.index >= 0:
-                        out.append(Diagnostic(node_range(key), Severity.ERROR, "MLJ004",
-                                              f"Duplicate key `{key.value}` (first defined on line "
-                                              f"{first.start_mark.line + 1}); the later value would silently win. "
-                                              "Remove one of them.", {"first_line": first.start_mark.line}))
+                        out.append(_duplicate(key, first))
                     else:
                         seen[key.value] = key
                 total += size(key) + size(value)

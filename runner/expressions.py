@@ -30,20 +30,12 @@ class Reference:
     expression: str  # e.g. "inputs.learning_rate" or "parent.inputs.x"
     form: str  # "ga" or "2021"
     optional: bool  # inside a `$[[ … ]]` segment
+    namespace: str | None  # "inputs", "outputs" or "search_space"; None for anything else
+    name: str | None
 
     @property
     def parts(self) -> list[str]:
         return self.expression.split(".")
-
-    @property
-    def namespace(self) -> str | None:
-        parts = self.parts
-        return parts[0] if parts and parts[0] in NAMESPACES else None
-
-    @property
-    def name(self) -> str | None:
-        parts = self.parts
-        return parts[1] if len(parts) >= 2 and parts[0] in NAMESPACES else None
 
     def name_span(self, text: str) -> tuple[int, int]:
         """Offsets of the referenced name (for rename and go-to-definition)."""
@@ -60,6 +52,13 @@ class Malformed:
     text: str
 
 
+def _reference(start: int, end: int, expression: str, form: str, optional: bool) -> Reference:
+    head, _, rest = expression.partition(".")
+    if head in NAMESPACES and rest:
+        return Reference(start, end, expression, form, optional, head, rest.partition(".")[0])
+    return Reference(start, end, expression, form, optional, None, None)
+
+
 def _optional_spans(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in OPTIONAL.finditer(text)] if "$[[" in text else []
 
@@ -70,7 +69,7 @@ def find_references(text: str) -> tuple[list[Reference], list[Malformed]]:
     optional = _optional_spans(text)
 
     def in_optional(at: int) -> bool:
-        return any(s <= at < e for s, e in optional)
+        return bool(optional) and any(s <= at < e for s, e in optional)
 
     if "${{" in text:
         for match in GA.finditer(text):
@@ -78,12 +77,13 @@ def find_references(text: str) -> tuple[list[Reference], list[Malformed]]:
             if inner is None:
                 bad.append(Malformed(match.start(), match.end(), match.group(0)))
                 continue
-            refs.append(Reference(match.start(), match.end(), inner.group("expr"), "ga", in_optional(match.start())))
+            refs.append(_reference(match.start(), match.end(), inner.group("expr"), "ga", in_optional(match.start())))
         for match in UNCLOSED.finditer(text):
             bad.append(Malformed(match.start(), match.end(), "${{"))
     if "{" in text:
         for match in PREVIEW.finditer(text):
-            refs.append(Reference(match.start(), match.end(), match.group("inner"), "2021", in_optional(match.start())))
+            refs.append(_reference(match.start(), match.end(), match.group("inner"), "2021",
+                                   in_optional(match.start())))
     refs.sort(key=lambda r: r.start)
     return refs, bad
 

@@ -21,6 +21,7 @@ from mljob.runner.document import (
     FLOAT,
     INT,
     NULL,
+    STR,
     MappingNode,
     Node,
     ScalarNode,
@@ -123,6 +124,11 @@ class SchemaSet:
 
     loader: Callable[[Base], Schema] = field(default=lambda base: _default_loader(base))
     _refs: dict[tuple[Base, str], tuple[Schema, Base]] = field(default_factory=dict)
+    discriminators: dict[int, tuple[dict[object, Schema], list[Schema]]] = field(default_factory=dict)
+    compiled: dict[int, tuple[frozenset[str] | None, frozenset[str]]] = field(default_factory=dict)
+    types: dict[int, frozenset[str] | None] = field(default_factory=dict)
+    enum_strings: dict[int, frozenset[str]] = field(default_factory=dict)
+    keep: list[Schema] = field(default_factory=list)  # ids above stay valid only while their schemas live
 
     def resolve(self, ref: str, base: Base) -> tuple[Schema, Base]:
         key = (base, ref)
@@ -166,11 +172,15 @@ class Checker:
     def __init__(self, schema_set: SchemaSet, label: str) -> None:
         self.schemas = schema_set
         self.label = label  # "command job", used when a message talks about the top level
-        self._discriminators: dict[int, tuple[dict[object, Schema], list[Schema]]] = {}
+        # Facts about schema objects (their keywords, types, unions) depend on the schema only: they live on the
+        # SchemaSet, so the bundled schemas are analysed once per process, not once per keystroke.
+        self._discriminators = schema_set.discriminators
+        self._compiled = schema_set.compiled
+        self._type_cache = schema_set.types
+        self._enum_strings = schema_set.enum_strings
+        self._keep = schema_set.keep
         # While a union tries its branches, messages skip the costly "did you mean" search.
         self._trial = 0
-        self._compiled: dict[int, tuple[frozenset[str] | None, frozenset[str]]] = {}
-        self._keep: list[Schema] = []
         # Inside a subtree already reported as 2021 syntax, its parts are not reported again one by one.
         self._quiet = 0
 
@@ -187,7 +197,7 @@ class Checker:
         if not path:
             return f"The {self.label}"
         dotted = ""
-        for part in path:
+        for part in flatten(path):
             dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else part)
         return f"`{dotted}`"
 
@@ -198,6 +208,15 @@ class Checker:
         return schema, base
 
     def _types(self, schema: Schema, base: Base) -> frozenset[str] | None:
+        key = id(schema)
+        if key in self._type_cache:
+            return self._type_cache[key]
+        found = self._types_uncached(schema, base)
+        self._type_cache[key] = found
+        self._keep.append(schema)
+        return found
+
+    def _types_uncached(self, schema: Schema, base: Base) -> frozenset[str] | None:
         schema, base = self._deref(schema, base)
         if not isinstance(schema, dict):
             return None
@@ -230,11 +249,84 @@ class Checker:
         return bool(actual & declared) or ("number" in declared and "integer" in actual)
 
     def _matches(self, node: Node, schema: Schema, base: Base) -> bool:
-        scratch: list[Diagnostic] = []
-        self._trial += 1
-        self._check(node, schema, base, (), None, scratch)
-        self._trial -= 1
-        return not any(d.severity == Severity.ERROR for d in scratch)
+        return self._valid(node, schema, base)
+
+    def _valid(self, node: Node, schema: Schema | bool, base: Base) -> bool:
+        """Whether a node fits, without building messages: `if` conditions and union branches ask this first."""
+        if schema is True:
+            return True
+        if schema is False:
+            return False
+        allowed, keywords = self._keywords(schema)
+        if "$ref" in keywords:
+            target, target_base = self.schemas.resolve(schema["$ref"], base)
+            if not self._valid(node, target, target_base):
+                return False
+        if allowed is not None:
+            actual = json_types(node)
+            if not (actual & allowed or ("number" in allowed and "integer" in actual)):
+                return False
+        if not keywords:
+            return True
+        if "const" in keywords or "enum" in keywords:
+            scratch: list[Diagnostic] = []
+            self._trial += 1
+            self._check_enum(node, schema, (), scratch)
+            self._trial -= 1
+            if scratch:
+                return False
+        if isinstance(node, ScalarNode):
+            if keywords & _SCALAR_KEYWORDS:
+                scratch = []
+                self._check_scalar(node, schema, (), scratch)
+                if scratch:
+                    return False
+        elif isinstance(node, MappingNode):
+            if keywords & _MAPPING_KEYWORDS and not self._valid_mapping(node, schema, base):
+                return False
+        elif keywords & _SEQUENCE_KEYWORDS:
+            items = schema.get("items")
+            if items is not None and not all(self._valid(child, items, base) for child in node.value):
+                return False
+            count = len(node.value)
+            if count < schema.get("minItems", 0) or count > schema.get("maxItems", count):
+                return False
+        for union in ("anyOf", "oneOf"):
+            if union in keywords and not any(self._valid(node, b, base) for b in schema[union]):
+                return False
+        if "allOf" in keywords and not all(self._valid(node, part, base) for part in schema["allOf"]):
+            return False
+        if "if" in keywords:
+            branch = schema.get("then") if self._valid(node, schema["if"], base) else schema.get("else")
+            if branch is not None and not self._valid(node, branch, base):
+                return False
+        return not ("not" in keywords and self._valid(node, schema["not"], base))
+
+    def _valid_mapping(self, node: MappingNode, schema: Schema, base: Base) -> bool:
+        props: dict[str, Any] = schema.get("properties", {})
+        pattern_props: dict[str, Any] = schema.get("patternProperties", {})
+        additional = schema.get("additionalProperties", True)
+        seen: set[str] = set()
+        pairs = list(mapping_items(node)) if getattr(node, "has_merge", False) else node.value
+        for k, v in pairs:
+            name = str(k.value)
+            seen.add(name)
+            sub = props.get(name)
+            if sub is not None:
+                if not self._valid(v, sub, base):
+                    return False
+                continue
+            matched = False
+            for pattern, sub in pattern_props.items():
+                if _compiled(pattern).search(name):
+                    matched = True
+                    if not self._valid(v, sub, base):
+                        return False
+            if matched:
+                continue
+            if additional is False or (isinstance(additional, dict) and not self._valid(v, additional, base)):
+                return False
+        return all(name in seen for name in schema.get("required", ()))
 
     def _error(self, out: list[Diagnostic], node: Node, code: str, message: str, **data: Any) -> None:
         out.append(Diagnostic(node_range(node), Severity.ERROR, code, message, data))
@@ -318,6 +410,14 @@ class Checker:
         self._error(out, node, "MLJ103", f"{self._name(path)} must be {expected}, not {_describe(node)}.{hint}")
 
     def _check_enum(self, node: Node, schema: Schema, path: tuple[str | int, ...], out: list[Diagnostic]) -> None:
+        if isinstance(node, ScalarNode) and node.tag == STR:
+            strings = self._enum_strings.get(id(schema))
+            if strings is None:
+                values = [schema["const"]] if "const" in schema else list(schema["enum"])
+                strings = self._enum_strings[id(schema)] = frozenset(v for v in values if isinstance(v, str))
+                self._keep.append(schema)
+            if node.value in strings:
+                return  # the common case, without constructing anything
         values = [schema["const"]] if "const" in schema else list(schema["enum"])
         if not isinstance(node, ScalarNode):
             self._error(out, node, "MLJ104", f"{self._name(path)} must be one of: "
@@ -392,20 +492,27 @@ class Checker:
                                           resolved.get("deprecationMessage") or f"`{name}` is deprecated.",
                                           {"deprecated_key": name}, ("deprecated",)))
                 self._quiet += deprecated
-                self._check(v, sub, base, (*path, name), k, out)
+                self._check(v, sub, base, (path, name), k, out)
                 self._quiet -= deprecated
                 continue
             matched = False
             for pattern, sub in pattern_props.items():
                 if _compiled(pattern).search(name):
                     matched = True
-                    self._check(v, sub, base, (*path, name), k, out)
+                    self._check(v, sub, base, (path, name), k, out)
             if matched:
                 continue
             if additional is False:
                 self._unknown_key(k, list(props), path, out)
             elif isinstance(additional, dict):
-                self._check(v, additional, base, (*path, name), k, out)
+                allowed, keywords = self._keywords(additional)
+                if not keywords and allowed is not None:
+                    # Maps of plain values (environment variables, tags): a type test per entry, no recursion.
+                    actual = json_types(v)
+                    if not (actual & allowed or ("number" in allowed and "integer" in actual)):
+                        self._type_error(v, set(allowed), (path, name), k, out)
+                else:
+                    self._check(v, additional, base, (path, name), k, out)
         for name in schema.get("required", ()):
             if name not in seen:
                 where: Node = key if key is not None else node
@@ -413,7 +520,7 @@ class Checker:
                            else f"{self._name(path)} needs `{name}`.")
                 message += f" Add `{name}:`{_example_hint(props.get(name), base, self)}."
                 out.append(Diagnostic(node_range(where) if key is not None else _first_line(node), Severity.ERROR,
-                                      "MLJ102", message, {"missing": name, "path": list(path)}))
+                                      "MLJ102", message, {"missing": name, "path": flatten(path)}))
 
     def _unknown_key(self, key: ScalarNode, allowed: list[str], path: tuple[str | int, ...],
                      out: list[Diagnostic]) -> None:
@@ -433,7 +540,7 @@ class Checker:
         items = schema.get("items")
         if items is not None:
             for i, child in enumerate(node.value):
-                self._check(child, items, base, (*path, i), None, out)
+                self._check(child, items, base, (path, i), None, out)
         count = len(node.value)
         if "minItems" in schema and count < schema["minItems"]:
             self._error(out, node, "MLJ108", f"{self._name(path)} needs at least {schema['minItems']} "
@@ -501,6 +608,10 @@ class Checker:
                         self._error(out, type_node, "MLJ107", message, replace_with=near, allowed=names)
                         return
                     candidates = [b for b in candidates if b in rest] or candidates
+        for branch in candidates:
+            if self._valid(node, branch, base):
+                self._check_branch(node, branch, base, path, key, out)
+                return
         best: list[Diagnostic] | None = None
         best_errors = 0
         for branch in candidates:
@@ -527,7 +638,7 @@ class Checker:
     def _check_branch(self, node: Node, branch: Schema, base: Base, path: tuple[str | int, ...],
                       key: ScalarNode | None, out: list[Diagnostic]) -> None:
         resolved, _ = self._deref(branch, base)
-        deprecated = isinstance(resolved, dict) and bool(resolved.get("deprecated"))
+        deprecated = bool(resolved.get("deprecated")) if isinstance(resolved, dict) else False
         if deprecated and not self._quiet:
             where = node_range(node) if isinstance(node, ScalarNode) or key is None else node_range(key)
             out.append(Diagnostic(where, Severity.WARNING, "MLJ301",
@@ -536,6 +647,15 @@ class Checker:
         self._quiet += deprecated
         self._check(node, branch, base, path, key, out)
         self._quiet -= deprecated
+
+
+def flatten(path: tuple) -> list[str | int]:
+    """Paths are built as nested pairs `((…, "resources"), "instance_count")`: cheap per node, flat on demand."""
+    parts: list[str | int] = []
+    while path:
+        path, last = path
+        parts.append(last)
+    return parts[::-1]
 
 
 def _first_line(node: Node) -> Range:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mljob.runner.diagnostics import Diagnostic, Severity
+from mljob.runner.diagnostics import Diagnostic, Range, Severity
 from mljob.runner.document import as_dict, get, node_range, scalar
 from mljob.runner.expressions import find_references
 from mljob.runner.rules import RuleContext
@@ -28,21 +28,21 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                              f"`{bad.text}` is not a complete expression; write `${{{{inputs.name}}}}` "
                              "(the name of an input, output or search-space entry).")
         for ref in refs:
-            where = ctx.span(command, ref.start, ref.end)
             ga = f"${{{{{ref.expression}}}}}"
+            where = _LazySpan(ctx, command, ref.start, ref.end)
             if ref.form == "2021":
-                yield Diagnostic(where, Severity.WARNING, "MLJ301",
+                yield Diagnostic(where.range, Severity.WARNING, "MLJ301",
                                  f"`{{{ref.expression}}}` is the 2021 preview form; write `{ga}`.",
                                  {"replace_with": ga}, ("deprecated",))
             namespace, name = ref.namespace, ref.name
             if namespace is None or name is None:
-                yield Diagnostic(where, Severity.WARNING, "MLJ218",
+                yield Diagnostic(where.range, Severity.WARNING, "MLJ218",
                                  f"`{ga}` is not an expression a {ctx.kind.label} can resolve; use "
                                  "`${{inputs.<name>}}`, `${{outputs.<name>}}`"
                                  + (" or `${{search_space.<name>}}`." if ctx.job == "sweep" else "."))
                 continue
             if namespace == "search_space" and ctx.job != "sweep":
-                yield Diagnostic(where, Severity.ERROR, "MLJ218",
+                yield Diagnostic(where.range, Severity.ERROR, "MLJ218",
                                  f"`{ga}` only means something in a sweep job's trial; this is a {ctx.kind.label}.")
                 continue
             used[namespace].add(name)
@@ -51,7 +51,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                 if namespace == "inputs" and not ref.optional:
                     optional = scalar(get(input_specs.get(name), "optional"))
                     if optional is not None and optional.lower() == "true":
-                        yield Diagnostic(where, Severity.WARNING, "MLJ201",
+                        yield Diagnostic(where.range, Severity.WARNING, "MLJ201",
                                          f"Input `{name}` is optional but used outside `$[[ … ]]`: when it is "
                                          f"not given the command gets an empty value. Write `$[[--{name} {ga}]]`.")
                 continue
@@ -63,7 +63,7 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
             else:
                 message = f"`{ga}` names no {kind_word}: this job has no `{namespace}`."
             message += f" Did you mean `{near}`?" if near else f" Define `{name}` under `{namespace}:`."
-            yield Diagnostic(where, Severity.ERROR, "MLJ201", message,
+            yield Diagnostic(where.range, Severity.ERROR, "MLJ201", message,
                              {"namespace": namespace, "name": name, "replace_with": near})
     for namespace in ("inputs", "search_space"):
         for name, key in defined[namespace].items():
@@ -72,3 +72,16 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                                  f"{_PLURAL[namespace].capitalize()} `{name}` is never used in the command; pass "
                                  f"it with `${{{{{namespace}.{name}}}}}` or remove it.",
                                  {"namespace": namespace, "name": name}, ("unnecessary",))
+
+
+class _LazySpan:
+    """Most references are fine: compute their position only for the ones that get a diagnostic."""
+
+    __slots__ = ("ctx", "node", "start", "end")
+
+    def __init__(self, ctx: RuleContext, node: object, start: int, end: int) -> None:
+        self.ctx, self.node, self.start, self.end = ctx, node, start, end
+
+    @property
+    def range(self) -> Range:
+        return self.ctx.span(self.node, self.start, self.end)  # type: ignore[arg-type]
