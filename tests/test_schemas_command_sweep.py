@@ -23,7 +23,7 @@ from referencing.jsonschema import DRAFT202012  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO / "schemas"
-CORPUS = Path(os.environ.get("MLJOB_CORPUS", "/work/shared/corpus"))
+CORPUS = Path(os.environ.get("MLJOB_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 EXAMPLES = CORPUS / "azureml-examples"
 SEED_2021 = CORPUS / "seed-2021"
 MINE = ["common.schema.json", "commandJob.schema.json", "sweepJob.schema.json"]

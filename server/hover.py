@@ -1,0 +1,11 @@
+"""Hover (being written)."""
+
+from __future__ import annotations
+
+from lsprotocol import types as lsp
+from mljob.server.features import FeatureContext
+from mljob.server.store import OpenDocument
+
+
+def hover(doc: OpenDocument, line: int, character: int, ctx: FeatureContext) -> lsp.Hover | None:
+    return None
