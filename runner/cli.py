@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -74,6 +75,119 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_create(args: argparse.Namespace) -> int:
+    from mljob.runner import jobs
+
+    return jobs.create(args.file, args.set or [], args.name, args.stream)
+
+
+def _job_show(args: argparse.Namespace) -> int:
+    from mljob.runner import jobs
+
+    return jobs.show(args.name)
+
+
+def _job_list(args: argparse.Namespace) -> int:
+    from mljob.runner import jobs
+
+    return jobs.list_jobs(args.experiment, args.status)
+
+
+def _job_stream(args: argparse.Namespace) -> int:
+    from mljob.runner import jobs
+
+    return jobs.stream(args.name)
+
+
+def _job_download(args: argparse.Namespace) -> int:
+    from mljob.runner import jobs
+
+    return jobs.download(args.name, args.outputs, args.all, args.download_path)
+
+
+def _job_cancel(args: argparse.Namespace) -> int:
+    from mljob.runner import jobs
+
+    return jobs.cancel(args.name)
+
+
+def _compute_create(args: argparse.Namespace) -> int:
+    from mljob.runner import computes
+
+    return computes.create(args.name, args.type, args.set or [])
+
+
+def _compute_list(args: argparse.Namespace) -> int:
+    from mljob.runner import computes
+
+    return computes.list_computes()
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from mljob.runner import computes
+
+    return computes.ui(args.port)
+
+
+def _add_runner_verbs(verbs: argparse._SubParsersAction, job_verbs: argparse._SubParsersAction) -> None:
+    from mljob.runner.history import STATUSES
+
+    create = job_verbs.add_parser("create", help="run a job on this machine (Docker, or a plain process)")
+    create.add_argument("-f", "--file", required=True)
+    create.add_argument("--set", action="append", metavar="KEY.PATH=VALUE",
+                        help="override a value, e.g. `--set compute=process` (repeatable)")
+    create.add_argument("-n", "--name", help="the job's name (default: a generated readable name)")
+    create.add_argument("-s", "--stream", action="store_true", help="follow the logs; exit with the job's outcome")
+    create.set_defaults(run=_job_create)
+
+    show = job_verbs.add_parser("show", help="status, params, metrics and artifacts of a job")
+    show.add_argument("-n", "--name", required=True)
+    show.set_defaults(run=_job_show)
+
+    listing = job_verbs.add_parser("list", help="jobs in the run history, newest first")
+    listing.add_argument("--experiment", metavar="NAME")
+    listing.add_argument("--status", choices=STATUSES)
+    listing.set_defaults(run=_job_list)
+
+    stream = job_verbs.add_parser("stream", help="follow a job's logs until it ends")
+    stream.add_argument("-n", "--name", required=True)
+    stream.set_defaults(run=_job_stream)
+
+    download = job_verbs.add_parser("download", help="copy a job's artifacts (default: outputs and logs)")
+    download.add_argument("-n", "--name", required=True)
+    which = download.add_mutually_exclusive_group()
+    which.add_argument("--outputs", action="store_true", help="./outputs and the named outputs")
+    which.add_argument("--all", action="store_true", help="every artifact")
+    download.add_argument("-p", "--download-path", metavar="PATH", help="where to (default: ./NAME)")
+    download.set_defaults(run=_job_download)
+
+    cancel = job_verbs.add_parser("cancel", help="stop a running job (its container or process is removed)")
+    cancel.add_argument("-n", "--name", required=True)
+    cancel.set_defaults(run=_job_cancel)
+
+    run = verbs.add_parser("run", help="shorthand for `job create -f FILE --stream`")
+    run.add_argument("file")
+    run.add_argument("--set", action="append", metavar="KEY.PATH=VALUE")
+    run.add_argument("-n", "--name")
+    run.set_defaults(run=_job_create, stream=True)
+
+    compute = verbs.add_parser("compute", help="named computes (`compute: azureml:NAME` in a job)")
+    compute.set_defaults(usage=compute)
+    compute_verbs = compute.add_subparsers(dest="compute_verb", metavar="VERB")
+    compute_create = compute_verbs.add_parser("create", help="add or replace a named compute")
+    compute_create.add_argument("-n", "--name", required=True)
+    compute_create.add_argument("--type", required=True, choices=("local", "process", "ray"),
+                                help="local: Docker on this machine; process: plain processes; ray: a Ray cluster")
+    compute_create.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting (repeatable)")
+    compute_create.set_defaults(run=_compute_create)
+    compute_list = compute_verbs.add_parser("list", help="the computes jobs can name")
+    compute_list.set_defaults(run=_compute_list)
+
+    ui = verbs.add_parser("ui", help="open the MLflow UI on the run history")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(run=_ui)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mljob", description="Validate, migrate and run Azure ML job files "
                                      "on your own machines.")
@@ -96,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
 
     job = verbs.add_parser("job", help="job verbs, as `az ml job`")
+    job.set_defaults(usage=job)  # `mljob job` alone prints the job verbs
     job_verbs = job.add_subparsers(dest="job_verb", metavar="VERB")
     job_validate = job_verbs.add_parser("validate", help="check one job file")
     job_validate.add_argument("-f", "--file", dest="paths", action="append", required=True)
@@ -105,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     job_validate.add_argument("--hints", action="store_true")
     job_validate.add_argument("-v", "--verbose", action="store_true")
     job_validate.set_defaults(run=_validate)
+    _add_runner_verbs(verbs, job_verbs)
     return parser
 
 
@@ -113,10 +229,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = getattr(args, "run", None)
     if run is None:
-        parser.print_help()
+        getattr(args, "usage", parser).print_help()
         return 2
+    from mljob.runner.problems import RunError
+
     try:
         return run(args)
+    except RunError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    except Exception as err:
+        # A bug of ours must still read as one line; MLJOB_DEBUG=1 shows where it happened.
+        if os.environ.get("MLJOB_DEBUG"):
+            raise
+        print(f"mljob: internal error: {type(err).__name__}: {err} (MLJOB_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 70
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -67,3 +67,23 @@ def images(path: Path | None = None) -> dict[str, str]:
     """Public image names → local image, for machines that cannot pull."""
     raw = _load(environments_file(path)).get("images") or {}
     return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
+COMPUTE_TYPES = ("local", "process", "ray")
+
+
+def add_compute(name: str, type_: str, settings: dict[str, Any] | None = None, path: Path | None = None) -> Path:
+    """Add or replace one named compute in the computes file (other entries and keys are kept); returns the file."""
+    target = computes_file(path)
+    data = _load(target)
+    entries = data.get("computes")
+    if not isinstance(entries, dict):
+        entries = {}
+    entries[name] = {"type": type_, **(settings or {})}
+    data["computes"] = entries
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside, then renamed: a reader never sees half a file.
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    partial.replace(target)
+    return target

@@ -1,0 +1,194 @@
+"""The code snapshot: a copy of the job's `code` folder that the job runs in, so that edits during a run change nothing.
+
+Ignore files are honoured as Azure ML does: `.amlignore` where a folder has one, else its `.gitignore` (git's pattern
+syntax: `!` negation, trailing `/` for folders, `/` anchoring, `*`, `?`, `**`, `[…]`). `.git` is never copied.
+The run records where the code came from: git remote, commit, branch, and whether the tree was dirty.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+IGNORE_FILES = (".amlignore", ".gitignore")
+_ALWAYS_SKIPPED = {".git"}
+
+
+@dataclass(frozen=True)
+class _Rule:
+    regex: re.Pattern[str]
+    negated: bool
+    folders_only: bool
+
+
+def _translate(pattern: str) -> str:
+    """A gitignore glob (without `!` and trailing `/`) as a regex over a path relative to the ignore file's folder."""
+    anchored = "/" in pattern.rstrip("/")
+    pattern = pattern.lstrip("/")
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("/**", i) and i + 3 == len(pattern):
+            out.append("/.*")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1:end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = end
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    body = "".join(out)
+    return f"^{body}$" if anchored else f"^(?:.*/)?{body}$"
+
+
+def parse_ignore(text: str) -> list[_Rule]:
+    rules: list[_Rule] = []
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        if negated:
+            line = line[1:]
+        if line.startswith("\\"):
+            line = line[1:]
+        folders_only = line.endswith("/")
+        line = line.rstrip("/")
+        if line:
+            rules.append(_Rule(re.compile(_translate(line)), negated, folders_only))
+    return rules
+
+
+def _ignored(rules: list[tuple[str, list[_Rule]]], relative: str, is_dir: bool) -> bool:
+    """Git's rule: the last matching pattern wins; patterns of a folder's ignore file apply below that folder."""
+    verdict = False
+    for base, base_rules in rules:
+        if base and not relative.startswith(base + "/"):
+            continue
+        local = relative[len(base) + 1:] if base else relative
+        for rule in base_rules:
+            if rule.folders_only and not is_dir:
+                continue
+            if rule.regex.match(local):
+                verdict = not rule.negated
+    return verdict
+
+
+def _rules_in(folder: Path) -> list[_Rule] | None:
+    for name in IGNORE_FILES:
+        candidate = folder / name
+        if candidate.is_file():
+            try:
+                return parse_ignore(candidate.read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                return None
+    return None
+
+
+@dataclass
+class Snapshot:
+    files: int = 0
+    bytes: int = 0
+
+
+def copy_code(source: Path, destination: Path, progress: Callable[[str], None] | None = None) -> Snapshot:
+    """Copy `source` into `destination` (which must not exist), skipping ignored files; symlinks stay links."""
+    destination.mkdir(parents=True)
+    stats = Snapshot()
+    rules: list[tuple[str, list[_Rule]]] = []
+    last_report = time.monotonic()
+    for folder, dirs, files in os.walk(source):
+        here = Path(folder)
+        relative_folder = here.relative_to(source).as_posix()
+        relative_folder = "" if relative_folder == "." else relative_folder
+        # Rules of folders we have left no longer apply; os.walk is depth first, so a prefix test is enough.
+        rules = [(b, r) for b, r in rules if not b or relative_folder == b or relative_folder.startswith(b + "/")]
+        found = _rules_in(here)
+        if found:
+            rules.append((relative_folder, found))
+
+        def rel(name: str) -> str:
+            return f"{relative_folder}/{name}" if relative_folder else name  # noqa: B023 (used within this loop)
+
+        kept_dirs = []
+        for name in sorted(dirs):
+            path = here / name
+            if name in _ALWAYS_SKIPPED or _ignored(rules, rel(name), True):
+                continue
+            if path.is_symlink():
+                files.append(name)
+                continue
+            kept_dirs.append(name)
+            (destination / rel(name)).mkdir()
+        dirs[:] = kept_dirs
+        for name in files:
+            if name in IGNORE_FILES or _ignored(rules, rel(name), False):
+                continue
+            target = destination / rel(name)
+            shutil.copy2(here / name, target, follow_symlinks=False)
+            stats.files += 1
+            stats.bytes += target.lstat().st_size
+            if progress and time.monotonic() - last_report > 1.0:
+                progress(f"code snapshot: {stats.files} files, {stats.bytes / 2**20:.1f} MiB so far")
+                last_report = time.monotonic()
+    return stats
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_info(folder: Path) -> dict[str, str]:
+    """Tags naming the code's origin (MLflow's own keys where it has them); empty outside a git work tree."""
+    commit = _git(folder, "rev-parse", "HEAD")
+    if commit is None:
+        return {}
+    tags = {"mlflow.source.git.commit": commit}
+    branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    if branch:
+        tags["mlflow.source.git.branch"] = branch
+    remote = _git(folder, "remote", "get-url", "origin")
+    if remote:
+        tags["mlflow.source.git.repoURL"] = _without_credentials(remote)
+    status = _git(folder, "status", "--porcelain")
+    tags["mljob.git.dirty"] = "true" if status else "false"
+    return tags
+
+
+def _without_credentials(url: str) -> str:
+    # A remote such as https://user:token@host/repo must not end up in the run history.
+    return re.sub(r"^(\w+://)[^/@]+@", r"\1", url)

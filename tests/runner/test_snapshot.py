@@ -1,0 +1,58 @@
+"""Code snapshot: .amlignore over .gitignore, git's pattern rules, nested ignore files; git facts recorded."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from mljob.runner.snapshot import copy_code, git_info
+
+
+def _tree(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def _make(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_gitignore_rules(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _make(src, {
+        ".gitignore": "*.pyc\n/build/\ndata/**/*.csv\n!data/keep/important.csv\ncache/\n\\#hash\n",
+        "train.py": "", "mod.pyc": "", "pkg/mod.pyc": "", "build/out.bin": "", "pkg/build/kept.txt": "",
+        "data/a/b.csv": "", "data/keep/important.csv": "", "cache/x": "", "pkg/cache/y": "", "#hash": "",
+        ".git/HEAD": "", "sub/.gitignore": "local.txt\n", "sub/local.txt": "", "local.txt": "",
+    })
+    copy_code(src, tmp_path / "snap")
+    assert _tree(tmp_path / "snap") == {"train.py", "pkg/build/kept.txt", "data/keep/important.csv", "local.txt"}
+
+
+def test_amlignore_wins_over_gitignore(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _make(src, {".amlignore": "big/\n", ".gitignore": "*.py\n", "a.py": "", "big/x": ""})
+    copy_code(src, tmp_path / "snap")
+    assert _tree(tmp_path / "snap") == {"a.py"}
+
+
+def test_git_facts_and_dirty_flag(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    _make(repo, {"src/train.py": "print(1)\n"})
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.email=t@e", "-c", "user.name=t", "add", ".")
+    git("-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "one")
+    git("remote", "add", "origin", "https://someone:secret@example.com/team/repo.git")
+    clean = git_info(repo / "src")
+    assert len(clean["mlflow.source.git.commit"]) == 40
+    assert clean["mljob.git.dirty"] == "false"
+    assert clean["mlflow.source.git.repoURL"] == "https://example.com/team/repo.git"  # no credentials kept
+    (repo / "src" / "train.py").write_text("print(2)\n")
+    assert git_info(repo / "src")["mljob.git.dirty"] == "true"
+    assert git_info(tmp_path / "nowhere-near-git") == {}
