@@ -55,7 +55,9 @@ class Document:
     @property
     def lines(self) -> list[str]:
         if self._lines is None:
-            self._lines = self.text.splitlines()
+            # Only \n (and \r\n) end a line, as for libyaml and editors; str.splitlines would also split on
+            # form feeds and U+2028 inside values and shift every position after them.
+            self._lines = [line[:-1] if line.endswith("\r") else line for line in self.text.split("\n")]
         return self._lines
 
     @property

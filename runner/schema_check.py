@@ -608,6 +608,9 @@ class Checker:
                         self._error(out, type_node, "MLJ107", message, replace_with=near, allowed=names)
                         return
                     candidates = [b for b in candidates if b in rest] or candidates
+        if len(candidates) == 1:
+            self._check_branch(node, candidates[0], base, path, key, out)
+            return
         for branch in candidates:
             if self._valid(node, branch, base):
                 self._check_branch(node, branch, base, path, key, out)

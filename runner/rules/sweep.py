@@ -107,7 +107,8 @@ def check(ctx: RuleContext) -> Iterator[Diagnostic]:
                              f"trials cancelled at each interval), not {value}.")
     objective = get(root, "objective")
     metric = get(objective, "primary_metric")
-    if objective is None or metric is None or not (scalar(metric) or "").strip():
+    # A sweep with no `objective` at all is the schema's "missing required key"; this rule explains the metric.
+    if objective is not None and (metric is None or not (scalar(metric) or "").strip()):
         where = metric if metric is not None else (get_key(root, "objective") or _first_key(root))
         yield _error(where, "MLJ215", "The sweep needs `objective.primary_metric`: the name of the metric each trial "
                      "logs (e.g. with `mlflow.log_metric(\"accuracy\", value)`), and `goal: maximize` or `minimize`.",
