@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import resource
-import time
 from pathlib import Path
 
 from mljob.runner.validate import Settings, validate_file, validate_text
@@ -15,14 +14,12 @@ def test_fifty_megabytes_is_refused_without_reading_it(tmp_path: Path):
         handle.write(b"command: " + b"x" * 1024 + b"\n")
         handle.truncate(50 * 1024 * 1024)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    began = time.perf_counter()
     analysis = validate_file(path, settings=Settings(strict=True))
-    elapsed = time.perf_counter() - began
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     (only,) = analysis.diagnostics
     assert only.code == "MLJ001" and "50.0 MiB" in only.message
-    # Bounded: it reads at most 4 MiB + 1 byte (the bounds are generous; the point is "not 50 MB").
-    assert grown_kib < 40 * 1024 and elapsed < 5
+    # Bounded memory: it reads at most 4 MiB + 1 byte, never the 50 MB.
+    assert grown_kib < 40 * 1024
 
 
 def test_alias_bomb(tmp_path: Path):
@@ -30,9 +27,8 @@ def test_alias_bomb(tmp_path: Path):
              "a: &a [x,x,x,x,x,x,x,x,x,x]"]
     for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 10)}]")
-    began = time.perf_counter()
+    # Bounded: the expansion is counted on the shared graph (memoised), never materialised.
     analysis = validate_text("\n".join(lines) + "\n", tmp_path / "bomb.yml")
-    assert time.perf_counter() - began < 5
     (only,) = analysis.diagnostics
     assert only.code == "MLJ005" and "alias" in only.message
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -378,16 +377,14 @@ def test_broken_text_never_raises(text: str) -> None:
             navigation.rename(d, line, character, "n", CTX)
 
 
-def test_big_file_is_fast() -> None:
+def test_big_file_rename() -> None:
+    # Speed is measured by the benchmarks (bench/lsp.py), not asserted here.
     text = big_command_job(3000)
     d = doc(text)
     d.analysis(CTX.settings.validation(), CTX.generation)  # the diagnostics worker has done this already
     position = find(text, "${{inputs.input_150}}", 0, 11)
-    started = time.perf_counter()
     edit = navigation.rename(d, *position, "renamed", CTX)
-    elapsed = time.perf_counter() - started
     assert edit is not None and len(edit.changes[d.uri]) == 2
-    assert elapsed < 0.5, f"rename on 3,000 lines took {elapsed * 1000:.0f} ms"
 
 
 # --- random edits: every feature of navigation, symbols, lens and fixes answers --------------------------------------
