@@ -3,13 +3,16 @@
 A lens is one `JobLens` entry: its command name, its title for a given job (None: not offered there) and the work
 the command does. The shared `_execute` gives every lens the same behaviour: work-done progress when the client
 supports it, a one-line result in window/showMessage, and the same line as the command's result. "Run locally" and
-"Submit to <compute>" become two more entries once the runner's API lands; until then no lens pretends to run a job
-(`JobTarget.compute` already names the configured compute a "Submit to" title needs).
+"Submit to <compute>" run the job with the runner's own CLI (`mljob run`) in a child process: the server stays
+responsive, the run is exactly what the terminal would do, and its log lines become progress reports.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import sys
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
@@ -67,12 +70,15 @@ class Outcome:
     ok: bool
 
 
+Report = Callable[[str], None]
+
+
 @dataclass(frozen=True)
 class JobLens:
     command: str
     title: Callable[[JobTarget], str | None]
     progress_title: str
-    work: Callable[[LensServer, OpenDocument, JobTarget], Awaitable[Outcome]]
+    work: Callable[[LensServer, OpenDocument, JobTarget, Report], Awaitable[Outcome]]
 
 
 def job_targets(doc: OpenDocument, analysis: Analysis, ctx: FeatureContext) -> list[JobTarget]:
@@ -114,7 +120,7 @@ def code_lenses(doc: OpenDocument, ctx: FeatureContext) -> list[lsp.CodeLens]:
 # --- Validate ------------------------------------------------------------------------------------------------------
 
 
-async def _validate(ls: LensServer, doc: OpenDocument, target: JobTarget) -> Outcome:
+async def _validate(ls: LensServer, doc: OpenDocument, target: JobTarget, report: Report) -> Outcome:
     await ls.validate(doc.uri)  # judges the text afresh (files on disk may have changed) and publishes
     current = ls.store.get(doc.uri) or doc
     analysis = current.analysis(ls.settings.validation(), ls.generation)
@@ -151,8 +157,66 @@ def _name(doc: OpenDocument) -> str:
     return doc.path.name if doc.path is not None else doc.uri.rsplit("/", 1)[-1]
 
 
+# --- Run locally / Submit to <compute> ----------------------------------------------------------------------------
+
+RUNNABLE = {"command"}  # job kinds the runner runs today
+
+
+async def _run(ls: LensServer, doc: OpenDocument, target: JobTarget, report: Report, overrides: list[str]) -> Outcome:
+    if doc.path is None:
+        return Outcome(f"{_name(doc)}: save the file to run it", False)
+    try:
+        on_disk = doc.path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        return Outcome(f"{_name(doc)}: cannot read {doc.path}: {err.strerror or err}", False)
+    if on_disk.replace("\r\n", "\n") != doc.text.lstrip("\ufeff").replace("\r\n", "\n"):
+        return Outcome(f"{_name(doc)}: save the file first (the run uses what is on disk)", False)
+    args = [sys.executable, "-m", "mljob", "run", str(doc.path)]
+    for override in overrides:
+        args += ["--set", override]
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=str(doc.path.parent), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    facts: dict[str, str] = {}
+    tail: list[str] = []
+    assert process.stdout is not None
+    async for raw in process.stdout:
+        line = raw.decode("utf-8", "replace").rstrip()
+        key, sep, value = line.partition(": ")
+        if sep and key in ("RunId", "Status", "Record", "Show it"):
+            facts[key] = value
+        if line.strip():
+            tail = [*tail[-4:], line]
+            report(line[:200])
+    code = await process.wait()
+    name = facts.get("RunId", "?")
+    status = facts.get("Status") or ("Completed" if code == 0 else "Failed")
+    record = facts.get("Record")
+    if "RunId" not in facts:  # refused before a run existed (invalid job, unknown compute…): say why
+        return Outcome(f"{_name(doc)}: not run — {' '.join(tail[-2:]) or f'exit status {code}'}", False)
+    where = f"; record: {record}" if record else ""
+    return Outcome(f"{_name(doc)}: run {name} {status}{where} (mljob job show -n {name})", status == "Completed")
+
+
+async def _run_locally(ls: LensServer, doc: OpenDocument, target: JobTarget, report: Report) -> Outcome:
+    return await _run(ls, doc, target, report, ["compute=local"])
+
+
+async def _submit(ls: LensServer, doc: OpenDocument, target: JobTarget, report: Report) -> Outcome:
+    return await _run(ls, doc, target, report, [])
+
+
+def _submit_title(target: JobTarget) -> str | None:
+    # Only a compute the registry knows is worth a lens; `local` is what "Run locally" already does.
+    if target.job not in RUNNABLE or target.compute is None or target.compute == "local":
+        return None
+    return f"Submit to {target.compute}"
+
+
 LENSES: list[JobLens] = [
+    JobLens("mljob.runLocally", lambda t: "▶ Run locally" if t.job in RUNNABLE else None, "Running", _run_locally),
     JobLens("mljob.validate", lambda target: "Validate", "Validating", _validate),
+    JobLens("mljob.submit", _submit_title, "Submitting", _submit),
 ]
 
 
@@ -185,9 +249,14 @@ async def _execute(ls: LensServer, lens: JobLens, args: list[Any]) -> str | None
     target = next((t for t in targets if t.number == number), None) or (targets[0] if targets else JobTarget(
         doc.uri, number, 0, "document", "", None))
     token = await _begin(ls, f"{lens.progress_title} {_name(doc)}")
+
+    def report(message: str) -> None:
+        if token is not None:
+            ls.work_done_progress.report(token, lsp.WorkDoneProgressReport(message=message))
+
     outcome: Outcome | None = None
     try:
-        outcome = await lens.work(ls, doc, target)
+        outcome = await lens.work(ls, doc, target, report)
     finally:
         if token is not None:
             ls.work_done_progress.end(token, lsp.WorkDoneProgressEnd(

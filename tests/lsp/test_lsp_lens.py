@@ -30,17 +30,20 @@ async def test_a_validate_lens_on_the_first_line_of_each_job(client: LanguageCli
     uri = open_doc(client, root / "jobs.yml", TWO)
     await diagnostics_for(client, uri, 1)
     found = await lenses(client, uri)
-    # Jobs only (not the conda file), at their first key; no "Run" lens until the runner lands.
+    # Jobs only (not the conda file), at their first key; "Submit to" only for a compute the registry knows.
     assert [(lens.range.start.line, lens.command.title, lens.command.command) for lens in found if lens.command] == [
-        (1, "Validate", "mljob.validate"), (5, "Validate", "mljob.validate")]
-    assert [list(lens.command.arguments or []) for lens in found if lens.command] == [[uri, 0], [uri, 1]]
+        (1, "▶ Run locally", "mljob.runLocally"), (1, "Validate", "mljob.validate"),
+        (5, "▶ Run locally", "mljob.runLocally"), (5, "Validate", "mljob.validate")]
+    assert [list(lens.command.arguments or []) for lens in found if lens.command] == [
+        [uri, 0], [uri, 0], [uri, 1], [uri, 1]]
 
 
 async def test_validate_reports_progress_and_a_one_line_summary(client: LanguageClient):
     root: Path = client.root  # type: ignore[attr-defined]
     uri = open_doc(client, root / "jobs.yml", TWO)
     await diagnostics_for(client, uri, 1)
-    first, second = [lens.command for lens in await lenses(client, uri) if lens.command]
+    first, second = [lens.command for lens in await lenses(client, uri)
+                     if lens.command and lens.command.command == "mljob.validate"]
 
     assert await execute(client, first) == "jobs.yml (document 1): valid (command job)"
     result = await execute(client, second)
@@ -61,7 +64,7 @@ async def test_validate_judges_the_file_again(client: LanguageClient):
     root: Path = client.root  # type: ignore[attr-defined]
     uri = open_doc(client, root / "job.yml", JOB + "code: src\n")
     assert [d.code for d in await diagnostics_for(client, uri, 1)] == ["MLJ203"]
-    (lens,) = await lenses(client, uri)
+    (lens,) = [lens for lens in await lenses(client, uri) if lens.command and lens.command.command == "mljob.validate"]
     (root / "src").mkdir()
     client.published.pop(uri)  # type: ignore[attr-defined]
     assert lens.command is not None and await execute(client, lens.command) == "job.yml: valid (command job)"
