@@ -225,8 +225,8 @@ class Checker:
             return frozenset([declared] if isinstance(declared, str) else declared)
         if "const" in schema or "enum" in schema:
             values = [schema["const"]] if "const" in schema else schema["enum"]
-            return frozenset(_json_type_of(v) for v in values) | (
-                {"number"} if any(_json_type_of(v) == "integer" for v in values) else set()
+            return frozenset(json_type_of(v) for v in values) | (
+                {"number"} if any(json_type_of(v) == "integer" for v in values) else set()
             )
         for union in ("anyOf", "oneOf"):
             if union in schema:
@@ -666,7 +666,8 @@ def _first_line(node: Node) -> Range:
     return Range.at(start.line, start.column, start.line, start.column + 1)
 
 
-def _json_type_of(value: object) -> str:
+def json_type_of(value: object) -> str:
+    """The JSON Schema type name of a Python value from a schema (`enum`, `const`, `default`)."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):

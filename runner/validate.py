@@ -105,7 +105,13 @@ def judge(yaml_doc: YamlDocument, document: Document, settings: Settings) -> Doc
             "Not recognised as an Azure ML job file: add a `$schema:` line (e.g. "
             "`$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json`) or a `type:`.")])
     schema_set = BUNDLED if isinstance(kind.base, str) else SchemaSet()
-    schema_found = Checker(schema_set, kind.label).check(root, kind.schema, kind.base)
+    try:
+        schema_found = Checker(schema_set, kind.label).check(root, kind.schema, kind.base)
+    except (RecursionError, KeyError, IndexError, TypeError, ValueError, OSError) as err:
+        # Only a user's own schema can be broken this way (ours are tested): say so instead of crashing.
+        schema_found = [Diagnostic(Range.at(0, 0), Severity.ERROR, "MLJ011",
+                                   f"The schema `{kind.base}` cannot be used ({type(err).__name__}: "
+                                   f"{str(err)[:120] or 'it refers to itself without end'}); fix the schema file.")]
     parts = anatomy(root, kind.job, kind.entry.kind if kind.entry else None)
     ctx = RuleContext(document, root, kind, parts, document.folder)
     found = [*kind.diagnostics, *_merge(schema_found, _run_rules(ctx))]

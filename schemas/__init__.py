@@ -84,6 +84,16 @@ def bundled_files() -> list[str]:
     return sorted(p.name for p in resources.files(__name__).iterdir() if p.name.endswith(".schema.json"))
 
 
+MAX_LOCAL_SCHEMA_BYTES = 4 * 1024 * 1024
+
+
 def load_local(path: Path) -> Schema:
     """A user's own schema file (relative or absolute `$schema`, or the yaml-language-server modeline)."""
-    return json.loads(path.read_text(encoding="utf-8"))
+    if not path.is_file():
+        # A folder, a FIFO or /dev/zero named as a schema must not hang the editor.
+        raise OSError(f"{path} is not a regular file")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_LOCAL_SCHEMA_BYTES + 1)
+    if len(data) > MAX_LOCAL_SCHEMA_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_LOCAL_SCHEMA_BYTES // (1024 * 1024)} MiB")
+    return json.loads(data.decode("utf-8"))

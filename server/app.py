@@ -53,6 +53,12 @@ class MljobServer(LanguageServer):
         doc = self.store.get(uri)
         if doc is None:
             return
+        # Editors send completion right after the keystroke; validation holds the GIL (libyaml does not release
+        # it), so give requests already on their way a few milliseconds to be answered first.
+        await asyncio.sleep(0.003)
+        doc = self.store.get(uri)
+        if doc is None:
+            return
         version, text, generation, settings = doc.version, doc.text, self.generation, self.settings.validation()
 
         def work() -> Any:
@@ -77,12 +83,15 @@ class MljobServer(LanguageServer):
             lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=version))
 
     async def refresh_settings(self) -> None:
+        asked_at = self.generation
         try:
             (raw,) = await self.workspace_configuration_async(
                 lsp.ConfigurationParams(items=[lsp.ConfigurationItem(section="mljob")]))
         except Exception as err:  # clients without workspace/configuration keep the defaults
             log.info("no workspace configuration: %s", err)
             return
+        if self.generation != asked_at:
+            return  # a didChangeConfiguration arrived meanwhile: it is newer than this answer
         self.settings = ServerSettings.from_client(raw)
         self.generation += 1
 

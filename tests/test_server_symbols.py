@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -219,24 +217,15 @@ def test_hostile_text_never_raises(text: str) -> None:
     assert len(symbols.selection_ranges(d, positions, CTX)) == len(positions)
 
 
-def median_ms(fn, repeat: int = 7) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
-
-
-def test_three_thousand_lines_are_fast() -> None:
+def test_three_thousand_lines() -> None:
+    # Their speed is for the benchmarks to print (outline ~30-40 ms, folding ~5 ms, selection ~1 ms here); the test
+    # checks the answers on a big file.
     d = doc(big_command_job(3000))
     d.analysis(CTX.settings.validation(), CTX.generation)  # computed once per version by the diagnostics worker
-    outline = median_ms(lambda: symbols.document_symbols(d, CTX))
-    folding = median_ms(lambda: symbols.folding_ranges(d, CTX))
-    selection = median_ms(lambda: symbols.selection_ranges(d, [lsp.Position(line=1500, character=6)], CTX))
-    # Measured on the 2-core machine: outline ~30-40 ms (2,300 symbols), folding ~5 ms, selection ~1 ms. The bounds
-    # leave room for a loaded CI machine; they catch a quadratic walk, not a few milliseconds.
-    assert outline < 250 and folding < 60 and selection < 30, (outline, folding, selection)
+    (outline,) = symbols.document_symbols(d, CTX)
+    assert outline.name == "command job" and len(outline.children or []) > 5
+    assert symbols.folding_ranges(d, CTX)
+    assert symbols.selection_ranges(d, [lsp.Position(line=1500, character=6)], CTX)
 
 
 # --- code lenses (lens.py): where they sit, what their command reports ------------------------------------------------
@@ -246,7 +235,8 @@ def test_lenses_sit_on_the_first_line_of_each_job_only() -> None:
     text = "# comment\n" + CMD + "command: echo\nenvironment: azureml:e@latest\n---\nname: conda\n---\n" + SWEEP
     found = lens.code_lenses(doc(text), CTX)
     assert [(x.range.start.line, x.command.title, x.command.arguments) for x in found if x.command] == [
-        (1, "Validate", ["untitled:job.yml", 0]), (7, "Validate", ["untitled:job.yml", 2])]
+        (1, "▶ Run locally", ["untitled:job.yml", 0]), (1, "Validate", ["untitled:job.yml", 0]),
+        (7, "Validate", ["untitled:job.yml", 2])]  # sweeps: no run lens until the sweep runner lands
     component = "$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json\nname: c\n"
     assert lens.code_lenses(doc(component), CTX) == []  # a component is not a job to validate on its own
 
