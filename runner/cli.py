@@ -238,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as err:
         print(str(err), file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `mljob job show -n X | head`: the reader left; that is not an error, and nothing more is to be written.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:
         # A bug of ours must still read as one line; MLJOB_DEBUG=1 shows where it happened.
         if os.environ.get("MLJOB_DEBUG"):
@@ -247,5 +251,3 @@ def main(argv: list[str] | None = None) -> int:
         return 70
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0

@@ -74,6 +74,22 @@ def _local_kind(ref: str, folder: Path | None, node: Node | None, root: Node, so
     return Kind(schema, path.resolve(), label, job, source, None, diags)
 
 
+_STEP_TYPES = {"command", "sweep", "pipeline", "spark", "parallel", "automl", "import", "data_transfer"}
+
+
+def _looks_like_pipeline_steps(jobs: Node | None) -> bool:
+    # `jobs:` alone also opens a GitHub workflow or a CI file; Azure ML steps name a component or a step type.
+    if not isinstance(jobs, MappingNode) or not jobs.value:
+        return False
+    for _, step in jobs.value:
+        if not isinstance(step, MappingNode):
+            return False
+        step_type = scalar(get(step, "type"))
+        if get(step, "component") is None and step_type not in _STEP_TYPES:
+            return False
+    return True
+
+
 def _by_type_or_shape(root: Node) -> Kind | None:
     type_value = scalar(get(root, "type"))
     if type_value:
@@ -90,7 +106,7 @@ def _by_type_or_shape(root: Node) -> Kind | None:
         if "outputs" in keys and "name" in keys and "version" in keys:
             return None  # a component has the same keys; without `$schema` we do not guess
         return _bundled(schemas.catalog()[1]["commandJob"], "shape")
-    if "jobs" in keys and isinstance(get(root, "jobs"), MappingNode):
+    if "jobs" in keys and "on" not in keys and _looks_like_pipeline_steps(get(root, "jobs")):
         return _bundled(schemas.catalog()[1]["pipelineJob"], "shape")
     return None
 

@@ -69,3 +69,11 @@ def test_missing_local_schema_is_an_error_on_the_value(tmp_path: Path):
 def test_type_without_schema(tmp_path: Path):
     found = validate_text("type: sweep\n", tmp_path / "x.yml").diagnostics
     assert any(d.code == "MLJ102" for d in found)
+
+
+def test_a_github_workflow_is_not_a_pipeline_job():
+    workflow = "name: ci\non: [push]\njobs:\n  build:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make\n"
+    analysis = validate_text(workflow)
+    assert not analysis.is_job_file and analysis.diagnostics == []
+    steps = "jobs:\n  train:\n    type: command\n    command: echo\n    environment: azureml:e@latest\n"
+    assert validate_text(steps).reports[0].kind.job == "pipeline"
