@@ -211,11 +211,9 @@ def test_build_from_dockerfile_is_reused(client, base, built, tmp_path: Path):
     second = Log()
     started = time.time()
     assert resolve_image(client, environment, tmp_path, progress=second) == tag
-    elapsed = time.time() - started
     assert not any("Step " in line for line in second), second  # no build output: nothing was built
     # The classic builder runs a container for each RUN/LABEL step: none may have been created this time.
     assert engine_events(client, started, time.time(), "container") == []
-    assert elapsed < 1.0
 
 
 def test_content_hash_follows_the_build_inputs(client, base, built, tmp_path: Path):
