@@ -5,91 +5,63 @@
 
 Statuses are Azure ML's names, kept in the tag `mljob.status` (MLflow's own status has no Preparing/Finalizing):
 Preparing and Running are MLflow RUNNING; Completed, Failed and Canceled are FINISHED, FAILED and KILLED.
-MLflow is imported only here, and only when a verb needs the history: it costs seconds to import.
+
+Two stores keep the same records: a local SQLite file of a known schema is read and written directly
+(history_sqlite: milliseconds), anything else through MLflow's client (history_mlflow: seconds to import). A new
+SQLite store is created once by MLflow itself, so its schema is exactly MLflow's.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import time
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
-from mljob.runner import registry
+from mljob.runner.history_base import (
+    NAME_TAG,
+    PARENT_TAG,
+    REASON_TAG,
+    STATUS_TAG,
+    STATUSES,
+    TERMINAL,
+    MetricPoint,
+    RunView,
+    Store,
+    default_store,
+    local_path,
+    tracking_uri,
+)
 
-if TYPE_CHECKING:
-    from mlflow.tracking import MlflowClient
-
-TERMINAL = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
-STATUSES = ("Preparing", "Running", "Finalizing", *TERMINAL)
-NAME_TAG = "mljob.name"
-STATUS_TAG = "mljob.status"
-REASON_TAG = "mljob.reason"
-# MLflow refuses longer param values; a command or a long literal is cut (the full text stays in the run folder).
-_PARAM_LIMIT = 6000
-
-
-def default_store() -> Path:
-    return registry.home() / "mlflow"
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{default_store() / 'mlflow.db'}"
+__all__ = ["NAME_TAG", "PARENT_TAG", "REASON_TAG", "STATUS_TAG", "STATUSES", "TERMINAL", "History", "MetricPoint",
+           "RunView", "default_store", "local_path", "tracking_uri"]
 
 
-def local_path(uri: str) -> Path | None:
-    """The file-system path behind a `file:` or `sqlite:` URI (None for servers and databases elsewhere)."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        raw = uri[len("sqlite:///"):]
-        return Path("/" + raw.lstrip("/")) if raw.startswith("/") else Path(raw).resolve()
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if parsed.scheme == "" and uri:
-        return Path(uri).resolve()
-    return None
+def _open(uri: str) -> Store:
+    path = local_path(uri)
+    if path is None or urlparse(uri).scheme != "sqlite":
+        from mljob.runner.history_mlflow import MlflowStore
 
+        return MlflowStore(uri)
+    from mljob.runner import history_sqlite
 
-@dataclass
-class RunView:
-    """What `job show` / `job list` print: a snapshot of one run."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"creating the run history in {path} (once; MLflow sets up its schema)", file=sys.stderr, flush=True)
+        from mljob.runner.history_mlflow import create_store
 
-    name: str
-    run_id: str
-    experiment_id: str
-    experiment: str
-    status: str
-    start_time: int | None
-    end_time: int | None
-    artifact_uri: str
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
+        create_store(uri)
+    if history_sqlite.revision(path) in history_sqlite.KNOWN_REVISIONS:
+        return history_sqlite.SqliteStore(uri)
+    from mljob.runner.history_mlflow import MlflowStore
 
-    @property
-    def reason(self) -> str:
-        return self.tags.get(REASON_TAG, "")
+    return MlflowStore(uri)
 
 
 class History:
     def __init__(self, uri: str | None = None) -> None:
         self.uri = uri or tracking_uri()
-        path = local_path(self.uri)
-        if path is not None and urlparse(self.uri).scheme == "sqlite":
-            path.parent.mkdir(parents=True, exist_ok=True)
-        from mlflow.tracking import MlflowClient
-
-        # Schema creation and migrations log at INFO on first use; the user asked for a job, not for those.
-        # (After the import: importing mlflow sets its loggers' levels.)
-        for noisy in ("alembic", "mlflow"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-
-        self.client: MlflowClient = MlflowClient(tracking_uri=self.uri)
-        self._experiments: dict[str, str] = {}
+        self.store = _open(self.uri)
 
     # --- where things are -------------------------------------------------------------------------------------
 
@@ -106,7 +78,7 @@ class History:
         store = local_path(self.uri)
         if store is not None:
             found.append(store.parent if urlparse(self.uri).scheme == "sqlite" else store)
-        artifacts = local_path(self.client.get_run(run_id).info.artifact_uri)
+        artifacts = local_path(self.store.artifact_uri(run_id))
         if artifacts is not None:
             found.append(artifacts)
         return found
@@ -114,107 +86,50 @@ class History:
     # --- writing ------------------------------------------------------------------------------------------------
 
     def experiment_id(self, name: str) -> str:
-        if name in self._experiments:
-            return self._experiments[name]
-        found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            if found.lifecycle_stage == "deleted":
-                self.client.restore_experiment(found.experiment_id)
-            experiment_id = found.experiment_id
-        else:
-            root = self.artifact_root()
-            location = None
-            if root is not None:
-                folder = root / f"{name}-{time.time_ns():x}"
-                folder.mkdir(parents=True, exist_ok=True)
-                location = folder.as_uri()
-            experiment_id = self.client.create_experiment(name, artifact_location=location)
-        self._experiments[name] = experiment_id
-        return experiment_id
+        return self.store.experiment_id(name, self.artifact_root())
 
-    def create_run(self, experiment: str, name: str, params: dict[str, str], tags: dict[str, str]) -> RunView:
-        from mlflow.entities import Param
-
+    def create_run(self, experiment: str, name: str, params: dict[str, str], tags: dict[str, str],
+                   parent_run_id: str | None = None) -> RunView:
         experiment_id = self.experiment_id(experiment)
         all_tags = {**tags, NAME_TAG: name, STATUS_TAG: "Preparing"}
-        run = self.client.create_run(experiment_id, tags=all_tags, run_name=name)
-        if params:
-            self.client.log_batch(run.info.run_id, params=[Param(k, v[:_PARAM_LIMIT]) for k, v in params.items()])
-        return self.get(run.info.run_id)
+        if parent_run_id:
+            all_tags[PARENT_TAG] = parent_run_id
+        return self.store.get(self.store.create_run(experiment_id, name, params, all_tags))
 
     def set_status(self, run_id: str, status: str, reason: str | None = None) -> None:
-        self.client.set_tag(run_id, STATUS_TAG, status)
-        if reason:
-            self.client.set_tag(run_id, REASON_TAG, reason[:_PARAM_LIMIT])
-        if status in TERMINAL:
-            self.client.set_terminated(run_id, TERMINAL[status])
+        self.store.set_status(run_id, status, reason)
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
+        self.store.set_tags(run_id, tags)
 
-        if tags:
-            self.client.log_batch(run_id, tags=[RunTag(k, v[:_PARAM_LIMIT]) for k, v in tags.items()])
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        self.store.log_params(run_id, params)
+
+    def log_metric(self, run_id: str, key: str, value: float, step: int = 0) -> None:
+        self.store.log_metric(run_id, key, value, step)
 
     def log_artifacts(self, run_id: str, local: Path, artifact_path: str) -> None:
-        if local.is_dir():
-            if any(local.iterdir()):
-                self.client.log_artifacts(run_id, str(local), artifact_path)
-        elif local.is_file():
-            self.client.log_artifact(run_id, str(local), artifact_path)
+        self.store.log_artifacts(run_id, local, artifact_path)
 
     # --- reading ------------------------------------------------------------------------------------------------
 
-    def _view(self, run: Any) -> RunView:
-        experiment = self.client.get_experiment(run.info.experiment_id)
-        tags = dict(run.data.tags)
-        status = tags.get(STATUS_TAG) or {"FINISHED": "Completed", "FAILED": "Failed", "KILLED": "Canceled"}.get(
-            run.info.status, "Running")
-        return RunView(
-            name=tags.get(NAME_TAG) or run.info.run_name or run.info.run_id,
-            run_id=run.info.run_id,
-            experiment_id=run.info.experiment_id,
-            experiment=experiment.name if experiment else run.info.experiment_id,
-            status=status,
-            start_time=run.info.start_time,
-            end_time=run.info.end_time,
-            artifact_uri=run.info.artifact_uri,
-            params=dict(run.data.params),
-            metrics=dict(run.data.metrics),
-            tags=tags,
-        )
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        return self.store.metric_history(run_id, key)
 
     def get(self, run_id: str) -> RunView:
-        return self._view(self.client.get_run(run_id))
-
-    def _experiment_ids(self, name: str | None = None) -> list[str]:
-        if name is not None:
-            found = self.client.get_experiment_by_name(name)
-            return [found.experiment_id] if found is not None else []
-        return [e.experiment_id for e in self.client.search_experiments()]
+        return self.store.get(run_id)
 
     def find(self, name: str) -> RunView | None:
-        ids = self._experiment_ids()
-        if not ids:
-            return None
-        runs = self.client.search_runs(ids, filter_string=f"tags.`{NAME_TAG}` = '{name}'", max_results=1)
-        return self._view(runs[0]) if runs else None
+        return self.store.find(name)
 
-    def runs(self, experiment: str | None = None, status: str | None = None, limit: int = 1000) -> list[RunView]:
-        ids = self._experiment_ids(experiment)
-        if not ids:
-            return []
-        query = f"tags.`{STATUS_TAG}` = '{status}'" if status else ""
-        found = self.client.search_runs(ids, filter_string=query, max_results=limit, order_by=["start_time DESC"])
-        return [self._view(r) for r in found if NAME_TAG in r.data.tags]
+    def runs(self, experiment: str | None = None, status: str | None = None, limit: int = 1000,
+             parent: str | None = None) -> list[RunView]:
+        return self.store.runs(experiment, status, limit, parent)
 
     def artifacts(self, run_id: str, path: str | None = None) -> Iterator[tuple[str, int | None]]:
         """Every artifact file of a run as (path, size), depth first."""
-        for entry in self.client.list_artifacts(run_id, path):
-            if entry.is_dir:
-                yield from self.artifacts(run_id, entry.path)
-            else:
-                yield entry.path, entry.file_size
+        return self.store.artifacts(run_id, path)
 
     def download(self, run_id: str, path: str, destination: Path) -> Path:
         destination.mkdir(parents=True, exist_ok=True)
-        return Path(self.client.download_artifacts(run_id, path, str(destination)))
+        return self.store.download(run_id, path, destination)

@@ -33,13 +33,13 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
 import yaml
-from docker.errors import APIError, DockerException, ImageNotFound
-from docker.utils.build import exclude_paths
 from mljob.runner import registry
+
+if TYPE_CHECKING:  # the SDK costs ~170 ms to import: only the slow paths (build, pull, probe) load it
+    import docker
 
 BASE_IMAGE = "mljob/base:bookworm"
 BUILT_REPOSITORY = "mljob/env"
@@ -65,6 +65,9 @@ class ImageError(RuntimeError):
 def engine(base_url: str | None = None, timeout: int = 600) -> docker.DockerClient:
     """A client whose engine answers, or EngineError. The long timeout is for builds that print nothing for minutes
     (a conda solve) and for waits on containers."""
+    import docker
+    from docker.errors import DockerException
+
     where = base_url or os.environ.get("DOCKER_HOST") or _DEFAULT_SOCKET
     try:
         if base_url:
@@ -120,9 +123,14 @@ def resolve_image(
 
 
 def _image(client: docker.DockerClient, ref: str, maps: _Mappings, progress: Progress, *, via: str = "") -> str:
-    """Present → pull → mapped (one level: a mapping's target is only looked up or pulled)."""
+    """Present → mapped → pull (one level: a mapping's target is only looked up or pulled). The mapping comes before
+    the pull: it is the user's own word for what the name means here, and it needs no network."""
     if _present(client, ref):
         return ref
+    target, key = (None, "") if via else maps.image_for(ref)
+    if target is not None:
+        progress(f"{ref} → {target} ({maps.origin(key)})")
+        return _image(client, target, maps, progress, via=f"`{ref}` ({maps.origin(key)})")
     pull_failure = _pull(client, ref, progress)
     if pull_failure is None:
         return ref
@@ -131,15 +139,37 @@ def _image(client: docker.DockerClient, ref: str, maps: _Mappings, progress: Pro
             f"{via} maps to `{ref}`, which is not in the Docker engine and cannot be pulled ({pull_failure}): "
             f"{_make_it_local(ref)}, or change the mapping in {maps.path}"
         )
-    target, key = maps.image_for(ref)
-    if target is None:
-        raise ImageError(
-            f"image `{ref}` is not in the Docker engine and cannot be pulled ({pull_failure}). Map it to a local "
-            f"image: add `{_yaml_key(ref)}: {_suggested_local(client)}` under `images:` in {maps.path}; "
-            f"or {_make_it_local(ref)}"
-        )
-    progress(f"{ref} → {target} ({maps.origin(key)})")
-    return _image(client, target, maps, progress, via=f"`{ref}` ({maps.origin(key)})")
+    raise ImageError(
+        f"image `{ref}` is not in the Docker engine and cannot be pulled ({pull_failure}). Map it to a local "
+        f"image: add `{_yaml_key(ref)}: {_suggested_local(client)}` under `images:` in {maps.path}; "
+        f"or {_make_it_local(ref)}"
+    )
+
+
+def resolve_present(exists: Callable[[str], bool], environment: Any, *, environments_file: Path | None = None,
+                    progress: Progress = print) -> str | None:
+    """The image for an environment that needs no build and no pull (present as written, or mapped to a present
+    image), asked through `exists` alone; None when the full resolve_image must decide. A run's fast path."""
+    maps = _Mappings.load(environments_file)
+    if isinstance(environment, str):
+        if not environment.startswith("azureml:"):
+            return None
+        target, key = maps.environment_for(environment, azureml_environment_name(environment))
+        origin = environment
+    elif isinstance(environment, dict) and environment.get("build") is None and environment.get("conda_file") is None:
+        image = environment.get("image")
+        if not isinstance(image, str) or not image.strip():
+            return None
+        if exists(image.strip()):
+            return image.strip()
+        target, key = maps.image_for(image.strip())
+        origin = image.strip()
+    else:
+        return None
+    if target is None or not exists(target):
+        return None
+    progress(f"{origin} → {target} ({maps.origin(key)})")
+    return target
 
 
 def _azureml(client: docker.DockerClient, spec: str, maps: _Mappings, progress: Progress) -> str:
@@ -165,6 +195,8 @@ def azureml_environment_name(spec: str) -> str:
 
 
 def _present(client: docker.DockerClient, ref: str) -> bool:
+    from docker.errors import APIError, ImageNotFound
+
     try:
         client.images.get(ref)
     except ImageNotFound:
@@ -178,6 +210,9 @@ def _present(client: docker.DockerClient, ref: str) -> bool:
 
 def _pull(client: docker.DockerClient, ref: str, progress: Progress) -> str | None:
     """None when pulled, else why not. Prints one line per layer state, not per byte."""
+    import docker
+    from docker.errors import DockerException
+
     repository, tag = docker.utils.parse_repository_tag(ref)
     progress(f"pulling {ref} …")
     last: dict[str, str] = {}
@@ -339,6 +374,8 @@ class _Hasher:
 
 def _context_files(context: Path, dockerfile_in_context: str | None) -> list[str]:
     """The files Docker would send (honours .dockerignore), by the SDK's own matcher."""
+    from docker.utils.build import exclude_paths
+
     ignore = context / ".dockerignore"
     patterns: list[str] = []
     if ignore.is_file():
@@ -374,6 +411,8 @@ def _from_images(dockerfile_text: str) -> Iterator[str]:
 
 
 def _image_id(client: docker.DockerClient, ref: str) -> str:
+    from docker.errors import DockerException
+
     try:
         return str(client.images.get(ref).id)
     except DockerException:
@@ -421,6 +460,8 @@ def _build_from_dockerfile(
 
 def _run_build(client: docker.DockerClient, progress: Progress, tag: str, **kwargs: Any) -> None:
     """Classic builder (the engine API's default; the SDK never asks for BuildKit), output streamed to `progress`."""
+    from docker.errors import DockerException
+
     tail: list[str] = []
     try:
         for event in client.api.build(tag=tag, rm=True, forcerm=True, decode=True, **kwargs):
@@ -490,6 +531,8 @@ exit 0
 
 def _probe(client: docker.DockerClient, image: str) -> dict[str, str]:
     """What the image has: conda (or mamba, micromamba), a python, and pip for it."""
+    from docker.errors import DockerException
+
     try:
         out = client.containers.run(image, entrypoint=["/bin/sh", "-c", _PROBE], remove=True, network_disabled=True,
                                     stdout=True, stderr=False)

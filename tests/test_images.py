@@ -17,7 +17,8 @@ from pathlib import Path
 import docker
 import pytest
 from mljob.runner import images, registry
-from mljob.runner.images import BASE_IMAGE, EngineError, ImageError, resolve_image
+from mljob.runner.engine_api import Engine
+from mljob.runner.images import BASE_IMAGE, EngineError, ImageError, resolve_image, resolve_present
 
 # ------------------------------------------------------------------------------------------- no engine needed
 
@@ -150,7 +151,15 @@ def test_public_names_map_to_the_local_image(client, base, tmp_path: Path):
                 "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"]:
         log = Log()
         assert resolve_image(client, {"image": ref}, tmp_path, environments_file=mapping, progress=log) == base, ref
-        assert f"pulling {ref}" in log.text()  # the pull was tried first, and failed: no registry here
+        assert "pulling" not in log.text()  # the user's mapping answers first: no network
+        fast = Log()
+        found = resolve_present(Engine().image_exists, {"image": ref}, environments_file=mapping, progress=fast)
+        assert found == base and fast.text() == log.text()  # the run's fast path says the same
+    log = Log()
+    with pytest.raises(ImageError):  # unmapped and absent: the pull is tried (and fails: no registry here)
+        resolve_image(client, {"image": "example.org/x:1"}, tmp_path, environments_file=mapping, progress=log)
+    assert "pulling example.org/x:1" in log.text()
+    assert resolve_present(Engine().image_exists, {"image": "example.org/x:1"}, environments_file=mapping) is None
     with pytest.raises(ImageError):  # `python` is `python:latest`, not every tag: that takes a glob
         resolve_image(client, {"image": "python:3.12"}, tmp_path, environments_file=mapping, progress=Log())
 

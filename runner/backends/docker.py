@@ -1,8 +1,9 @@
-"""The `local` compute: the command runs in a Docker container through the engine's API (the `docker` SDK).
+"""The `local` compute: the command runs in a Docker container through the engine's API.
 
 The container starts with an init process (so a stop takes a fraction of a second, not the 5 s grace Python as PID 1
 would cost), as the invoking user's uid:gid (files in the run folder stay the user's), labelled with the run's name
-and mljob home (so a later call can find it after a crash), and is always removed. Inside it:
+and mljob home (so a later call can find it after a crash), and is always removed. The run's own calls go through
+runner/engine_api (milliseconds); the `docker` SDK is loaded only to build or pull an image. Inside it:
 
     /mnt/mljob/wd                 the code snapshot, the working directory (./outputs, ./logs)
     /mnt/mljob/inputs/NAME[/FILE] data inputs (read-only for ro_mount; a private copy for download)
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mljob.runner import problems, registry
+from mljob.runner import engine_api, problems, registry
 from mljob.runner.backends.base import Backend, Launch
 
 ROOT = "/mnt/mljob"
@@ -31,13 +32,23 @@ _SHELL = ["/bin/sh", "-c", 'if command -v bash >/dev/null 2>&1; then exec bash -
 
 
 def engine() -> Any:
-    """The engine's client, or a RunError that says how to get one."""
+    """The SDK's client (builds, pulls), or a RunError that says how to get an engine."""
     from mljob.runner import images
 
     try:
         return images.engine()
     except images.EngineError as err:
         raise problems.plain(None, problems.ENGINE, str(err)) from None
+
+
+def _api() -> engine_api.Engine:
+    try:
+        api = engine_api.Engine()
+        api.ping()
+    except engine_api.EngineDown as err:
+        raise problems.plain(None, problems.ENGINE, f"{err}; start it with `sudo dockerd` (or ./scripts/setup-docker) "
+                             "or use `--set compute=process`") from None
+    return api
 
 
 def labels_for(name: str) -> dict[str, str]:
@@ -48,22 +59,26 @@ class DockerBackend(Backend):
     kind = "local"
 
     def __init__(self) -> None:
-        self.client: Any = None
-        self._container: Any = None
+        self.api: engine_api.Engine | None = None
+        self._container: str | None = None
         self._exit: dict[str, Any] = {}
         self._waiter: threading.Thread | None = None
 
     def check(self) -> None:
         """Fail before anything is recorded when no engine answers."""
-        if self.client is None:
-            self.client = engine()
+        if self.api is None:
+            self.api = _api()
 
     def prepare(self, environment: Any, job_folder: Path, progress: Callable[[str], None]) -> str | None:
         from mljob.runner import images
 
         self.check()
+        assert self.api is not None
         try:
-            return images.resolve_image(self.client, environment, job_folder, progress=progress)
+            found = images.resolve_present(self.api.image_exists, environment, progress=progress)
+            if found is not None:
+                return found
+            return images.resolve_image(engine(), environment, job_folder, progress=progress)
         except images.ImageError as err:
             raise problems.plain(None, problems.ENVIRONMENT, str(err)) from None
 
@@ -76,41 +91,47 @@ class DockerBackend(Backend):
     def output_path(self, name: str, host: Path) -> str:
         return f"{ROOT}/outputs/{name}"
 
-    def start(self, launch: Launch) -> dict[str, str]:
-        from docker.types import Mount
-
-        self.check()
+    def config(self, launch: Launch) -> dict[str, Any]:
         env = {"HOME": "/tmp", **launch.env}  # an image rarely knows the invoking uid: give it a writable home
-        mounts = [Mount(target=self.workdir_path(launch.workdir), source=str(launch.workdir), type="bind")]
-        mounts += [Mount(target=m.target, source=str(m.host), type="bind", read_only=m.read_only)
+        mounts = [{"Type": "bind", "Source": str(launch.workdir), "Target": self.workdir_path(launch.workdir)}]
+        mounts += [{"Type": "bind", "Source": str(m.host), "Target": m.target, "ReadOnly": m.read_only}
                    for m in launch.mounts]
-        from docker.errors import DockerException
+        host_config: dict[str, Any] = {"Init": True, "Mounts": mounts}
+        if launch.shm_size:
+            host_config["ShmSize"] = engine_api.parse_bytes(launch.shm_size)
+        return {
+            "Image": launch.image, "Cmd": [*_SHELL, launch.command], "User": f"{os.getuid()}:{os.getgid()}",
+            "Labels": {**labels_for(launch.name), **launch.labels}, "Env": [f"{k}={v}" for k, v in env.items()],
+            "WorkingDir": self.workdir_path(launch.workdir), "Tty": False, "OpenStdin": False,
+            "AttachStdout": False, "AttachStderr": False, "HostConfig": host_config,
+        }
 
+    def start(self, launch: Launch) -> dict[str, str]:
+        self.check()
+        assert self.api is not None
         try:
-            self._container = self.client.containers.run(
-                launch.image, [*_SHELL, launch.command], detach=True, init=True,
-                user=f"{os.getuid()}:{os.getgid()}", labels={**labels_for(launch.name), **launch.labels},
-                environment=env, working_dir=self.workdir_path(launch.workdir), mounts=mounts,
-                shm_size=launch.shm_size, stdin_open=False, tty=False)
-        except DockerException as err:
-            # `run` creates, then starts: a container that was created but not started is removed here.
-            with contextlib.suppress(DockerException):
-                self.reap({"name": launch.name})
-            reason = getattr(err, "explanation", None) or err
-            raise problems.plain(None, problems.ENGINE, f"the Docker engine did not start the container: {reason}") \
+            self._container = self.api.create(self.config(launch))
+            self.api.start(self._container)
+        except (engine_api.APIError, engine_api.EngineDown, ValueError) as err:
+            # A container that was created but not started is removed here.
+            self.reap({"name": launch.name})
+            self._container = None
+            raise problems.plain(None, problems.ENGINE, f"the Docker engine did not start the container: {err}") \
                 from None
         self._waiter = threading.Thread(target=self._wait_forever, name="docker-wait", daemon=True)
         self._waiter.start()
-        return {"container": self._container.id}
+        return {"container": self._container}
 
     def _wait_forever(self) -> None:
+        assert self.api is not None and self._container is not None
         try:
-            self._exit.update(self._container.wait())
+            self._exit["StatusCode"] = self.api.wait(self._container)
         except Exception as err:  # noqa: BLE001 (the engine went away: reported as the run's failure)
             self._exit.update(StatusCode=-1, Error=str(err))
 
     def output(self) -> Iterator[bytes]:
-        yield from self._container.logs(stream=True, follow=True, stdout=True, stderr=True)
+        assert self.api is not None and self._container is not None
+        yield from self.api.logs(self._container)
 
     def wait(self, timeout: float) -> int | None:
         assert self._waiter is not None
@@ -120,33 +141,31 @@ class DockerBackend(Backend):
         return int(self._exit.get("StatusCode", -1))
 
     def stop(self) -> None:
-        if self._container is None:
+        if self._container is None or self.api is None:
             return
-        from docker.errors import APIError, NotFound
-
-        with contextlib.suppress(NotFound, APIError):
-            self._container.stop(timeout=_GRACE)
+        with contextlib.suppress(engine_api.APIError, engine_api.EngineDown):  # already gone, or ending
+            self.api.stop(self._container, _GRACE)
 
     def remove(self) -> None:
-        if self._container is None:
+        if self._container is None or self.api is None:
             return
-        from docker.errors import APIError, NotFound
-
         try:
-            self._container.remove(force=True)
-        except NotFound:
-            pass
-        except APIError as err:
-            if "already in progress" not in str(err):
+            self.api.remove(self._container)
+        except engine_api.APIError as err:
+            if err.status != 404 and "already in progress" not in err.message:
                 raise
         self._container = None
 
     @staticmethod
     def reap(facts: dict[str, str]) -> str:
-        client = engine()
+        api = _api()
         removed = 0
         wanted = [f"{key}={value}" for key, value in labels_for(facts["name"]).items()]
-        for container in client.containers.list(all=True, filters={"label": wanted}):
-            container.remove(force=True)
-            removed += 1
+        for container in api.containers(wanted):
+            try:
+                api.remove(container["Id"])
+                removed += 1
+            except engine_api.APIError as err:
+                if err.status != 404:
+                    raise
         return f"{removed} container{'s' if removed != 1 else ''} removed"
