@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -61,6 +59,9 @@ def download(url: str, progress: Callable[[str], None]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     try:
+        import urllib.error  # not at the top: ~30 ms for runs that download nothing
+        import urllib.request
+
         with urllib.request.urlopen(url, timeout=30) as response, partial.open("wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             done = 0

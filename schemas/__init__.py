@@ -9,9 +9,10 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+_HERE = Path(__file__).parent  # the schemas ship as plain files beside this module (package data)
 
 Schema = dict[str, Any]
 
@@ -34,7 +35,7 @@ class CatalogEntry:
 
 
 def _read_text(name: str) -> str:
-    return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+    return (_HERE / name).read_text(encoding="utf-8")
 
 
 @cache
@@ -81,7 +82,7 @@ def load(file: str) -> Schema:
 
 
 def bundled_files() -> list[str]:
-    return sorted(p.name for p in resources.files(__name__).iterdir() if p.name.endswith(".schema.json"))
+    return sorted(p.name for p in _HERE.iterdir() if p.name.endswith(".schema.json"))
 
 
 MAX_LOCAL_SCHEMA_BYTES = 4 * 1024 * 1024
