@@ -520,3 +520,12 @@ def test_error_lines_count_from_the_start_of_the_file_in_later_documents() -> No
 def test_no_ruamel_exception_escapes(text: str) -> None:
     with pytest.raises(MigrationError, match=r"line \d+, column \d+"):
         migrate_text(text)
+
+
+def test_process_count_is_divided_by_a_compute_instance_count_written_after_it() -> None:
+    # The runner lays out ranks from the migrated counts: key order in the 2021 file must not change them.
+    text = "distribution:\n  type: pytorch\n  process_count: 4\ncompute:\n  target: azureml:gpu\n  instance_count: 2\n"
+    assert migrated(text) == (
+        "distribution:\n  type: pytorch\n  process_count_per_instance: 2\n"
+        "compute: azureml:gpu\nresources:\n  instance_count: 2\n"
+    )
