@@ -105,6 +105,12 @@ def _job_download(args: argparse.Namespace) -> int:
     return jobs.download(args.name, args.outputs, args.all, args.download_path)
 
 
+def _job_resume(args: argparse.Namespace) -> int:
+    from mljob.runner import jobs
+
+    return jobs.resume(args.name, args.stream)
+
+
 def _job_cancel(args: argparse.Namespace) -> int:
     from mljob.runner import jobs
 
@@ -164,6 +170,11 @@ def _add_runner_verbs(verbs: argparse._SubParsersAction, job_verbs: argparse._Su
     cancel = job_verbs.add_parser("cancel", help="stop a running job (its container or process is removed)")
     cancel.add_argument("-n", "--name", required=True)
     cancel.set_defaults(run=_job_cancel)
+
+    resume = job_verbs.add_parser("resume", help="finish a sweep whose driver stopped (no trial lost or run twice)")
+    resume.add_argument("-n", "--name", required=True)
+    resume.add_argument("-s", "--stream", action="store_true", help="follow the trials; exit with the outcome")
+    resume.set_defaults(run=_job_resume)
 
     run = verbs.add_parser("run", help="shorthand for `job create -f FILE --stream`")
     run.add_argument("file")

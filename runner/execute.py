@@ -77,12 +77,14 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def submit(job: Job, overrides: list[str], name: str | None = None) -> Submission:
-    """Check what can be checked, then record the run (status Preparing) and lay out its folder."""
+def submit(job: Job, overrides: list[str], name: str | None = None, *, plan: Plan | None = None,
+           parent_run_id: str | None = None, history: History | None = None) -> Submission:
+    """Check what can be checked, then record the run (status Preparing) and lay out its folder. A sweep passes the
+    trial's plan, its own run as the parent, and its history connection."""
     if name is not None and not names.is_valid(name):
         raise problems.plain(None, problems.BAD_NAME, f"`{name}` is not a job name: use letters, digits, `_` and "
                              "`-`, starting with a letter or digit.")
-    plan = make_plan(job, name or names.new_name(), overrides)
+    plan = plan or make_plan(job, name or names.new_name(), overrides)
     backend = backend_for(plan.compute_type)
     check = getattr(backend, "check", None)
     if check is not None:
@@ -98,7 +100,7 @@ def submit(job: Job, overrides: list[str], name: str | None = None) -> Submissio
                 raise problems.plain(None, problems.BAD_NAME, f"a job named `{name}` already exists; choose "
                                      "another --name (or leave it out for a generated one).") from None
             plan.name = names.new_name()
-    history = History()
+    history = history or History()
     if name is not None and history.find(name) is not None:
         run_dir.rmdir()
         raise problems.plain(None, problems.BAD_NAME, f"a job named `{name}` is already in the run history "
@@ -121,7 +123,7 @@ def submit(job: Job, overrides: list[str], name: str | None = None) -> Submissio
         tags["mlflow.note.content"] = str(job.data["description"])
     if plan.display_name:
         tags["mljob.display_name"] = str(plan.display_name)
-    run = history.create_run(plan.experiment, plan.name, plan.params(), tags)
+    run = history.create_run(plan.experiment, plan.name, plan.params(), tags, parent_run_id=parent_run_id)
     (run_dir / "plan.json").write_text(plan.to_json(), encoding="utf-8")
     (run_dir / "record.json").write_text(
         f'{{"run_id": "{run.run_id}", "experiment_id": "{run.experiment_id}"}}\n', encoding="utf-8")
@@ -236,7 +238,7 @@ class Execution:
         # Azure ML gives every job these two folders; jobs write into them without creating them.
         (workdir / "outputs").mkdir(exist_ok=True)
         (workdir / "logs").mkdir(exist_ok=True)
-        values: dict[str, str] = {}
+        values: dict[str, str] = dict(plan.literals)
         mounts: list[Mount] = []
         for item in plan.inputs:
             key = f"inputs.{item.name}"
@@ -267,7 +269,7 @@ class Execution:
         try:
             command = quoting.resolve(plan.command, values, plan.present_inputs)
         except quoting.MissingValue as err:
-            raise problems.located(Path(plan.job_file), plan.overrides, ["command"], problems.NOT_RUNNABLE,
+            raise problems.located(Path(plan.job_file), plan.overrides, plan.command_keys, problems.NOT_RUNNABLE,
                                    f"`${{{{{err.args[0]}}}}}` has no value to run with.") from None
         env = {**plan.environment_variables,
                "MLFLOW_TRACKING_URI": self.s.history.uri,

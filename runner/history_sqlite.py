@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -62,20 +63,24 @@ class SqliteStore(Store):
         # kept waiting on a lock we hold.
         self.conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
         self._experiments: dict[str, str] = {}
+        self._lock = threading.Lock()
         self._fallback: Store | None = None
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
     def _write(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
-        cur = self.conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, args in statements:
-                cur.execute(sql, args)
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+        # One connection may be used from several threads (a run's live-log copier, a sweep's driver): the lock keeps
+        # one thread's statements out of another's transaction.
+        with self._lock:
+            cur = self.conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    cur.execute(sql, args)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
 
     @staticmethod
     def _tag_rows(run_id: str, tags: dict[str, str]) -> list[tuple[str, tuple[object, ...]]]:

@@ -80,6 +80,10 @@ def create(file: str, overrides: list[str], name: str | None, stream: bool) -> i
             from mljob.runner.report import line_format
 
             _err(line_format(job.path, warning, overrides))
+    if job.kind == "sweep":
+        from mljob.runner.sweep import verbs as sweeps
+
+        return sweeps.create(job, overrides, name, stream)
     submission = submit(job, overrides, name)
     plan = submission.plan
     if not stream:
@@ -125,6 +129,10 @@ def show(name: str) -> int:
     _out("metrics:" if view.metrics else "metrics: none")
     for key, value in sorted(view.metrics.items()):
         _out(f"  {key}: {value:g}")
+    from mljob.runner.sweep import verbs as sweeps
+
+    if sweeps.is_sweep(view):
+        sweeps.show(history, view)
     files = list(history.artifacts(view.run_id))
     _out("artifacts:" if files else "artifacts: none")
     for path, size in files:
@@ -163,10 +171,14 @@ def _running(name: str) -> bool:
 
 
 def stream(name: str) -> int:
+    from mljob.runner.sweep import verbs as sweeps
+
     orphans.reap()
     path = log_file(run_dir_for(name))
     history = History()
     view = _find(history, name)
+    if sweeps.is_sweep(view):
+        path = sweeps.log_path(run_dir_for(name))
     out = _binary(sys.stdout)
     if not path.exists() and view.status in TERMINAL:
         try:
@@ -189,14 +201,27 @@ def stream(name: str) -> int:
         time.sleep(0.2)
     orphans.reap()
     view = _find(history, name)
-    _summary(name, Outcome(view.status, view.reason), history, view.run_id)
+    if sweeps.is_sweep(view):
+        sweeps.summary(name, history)
+    else:
+        _summary(name, Outcome(view.status, view.reason), history, view.run_id)
     return EXIT.get(view.status, 1)
 
 
 def download(name: str, outputs: bool, everything: bool, download_path: str | None) -> int:
+    from mljob.runner.sweep import verbs as sweeps
+
     history = History()
     view = _find(history, name)
     target = Path(download_path) if download_path else Path.cwd() / name
+    if sweeps.is_sweep(view):
+        # As `az ml job download` of a sweep: the best trial's files (the sweep's own report is in `job show`).
+        best = sweeps.best_trial(history, view)
+        if best is None:
+            _err(f"{name}: the sweep has no best trial (yet): nothing to download")
+            return 1
+        _err(f"{name}: downloading the best trial, {best.name}")
+        view = best
     tops = {p.split("/", 1)[0] for p, _ in history.artifacts(view.run_id)}
     if everything:
         wanted = sorted(tops)
@@ -213,6 +238,12 @@ def download(name: str, outputs: bool, everything: bool, download_path: str | No
         history.download(view.run_id, top, place)
         _err(f"downloaded {top}/ to {place / top}")
     return 0
+
+
+def resume(name: str, stream: bool) -> int:
+    from mljob.runner.sweep import verbs as sweeps
+
+    return sweeps.resume(name, stream)
 
 
 def cancel(name: str) -> int:

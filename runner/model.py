@@ -24,6 +24,14 @@ class Job:
     data: dict[str, Any]  # GA syntax, overrides applied
     path: Path
     warnings: list[Diagnostic] = field(default_factory=list)
+    # A sweep's trial is planned as a command job; its own keys (command, code, environment, …) sit under `trial:`
+    # in the file, which is where problems with them are reported.
+    trial_of: str | None = None
+
+    def where(self, keys: list[str]) -> list[str]:
+        if self.trial_of is not None and keys and keys[0] not in ("inputs", "outputs", "compute", "experiment_name"):
+            return ["trial", *keys]
+        return keys
 
     @property
     def folder(self) -> Path:

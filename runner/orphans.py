@@ -17,6 +17,8 @@ from typing import Any
 
 from mljob.runner import registry
 
+INTERRUPTED_TAG = "mljob.interrupted"
+
 
 def active_dir() -> Path:
     return registry.home() / "active"
@@ -115,6 +117,8 @@ def reap(quiet: bool = False) -> list[str]:
             if canceled:
                 history.set_status(run_id, "Canceled", "canceled; its runner had already stopped")
             else:
+                # The tag tells a resumed sweep that this trial did not end by itself: it is run again, not counted.
+                history.set_tags(run_id, {INTERRUPTED_TAG: "true"})
                 history.set_status(run_id, "Failed", f"the runner (pid {entry.get('pid')}) stopped before the job "
                                    f"ended; cleaned up by a later mljob call ({done})")
         unregister(name)

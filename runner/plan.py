@@ -47,13 +47,19 @@ class Plan:
     display_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
+    literals: dict[str, str] = field(default_factory=dict)  # more expression values: a trial's `search_space.x`
+    command_keys: list[str] = field(default_factory=lambda: ["command"])  # where the command is, for messages
 
     @property
     def present_inputs(self) -> set[str]:
         return {i.name for i in self.inputs}
 
     def params(self) -> dict[str, str]:
-        return {i.name: str(i.value if i.value is not None else i.source) for i in self.inputs}
+        found = {i.name: str(i.value if i.value is not None else i.source) for i in self.inputs}
+        for key, value in self.literals.items():
+            name = key.removeprefix("search_space.")
+            found[name if name not in found else key] = value  # a trial's hyperparameters, as Azure ML shows them
+        return found
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -111,7 +117,7 @@ def _inputs(job: Job, overrides: Sequence[str]) -> list[InputPlan]:
         text = str(path)
         mode = str(spec.get("mode") or "ro_mount")
         if kind and kind not in DATA_TYPES:
-            raise problems.located(job.path, overrides, ["inputs", name, "type"], problems.NOT_RUNNABLE,
+            raise problems.located(job.path, overrides, job.where(["inputs", name, "type"]), problems.NOT_RUNNABLE,
                                    f"input `{name}` has type `{kind}`, which cannot be run locally.")
         if mode == "direct":
             planned.append(InputPlan(name, kind or "uri_folder", text, None, mode))
@@ -119,17 +125,18 @@ def _inputs(job: Job, overrides: Sequence[str]) -> list[InputPlan]:
         try:
             local = local_source(text, job.folder)
         except Unreachable as err:
-            raise problems.located(job.path, overrides, ["inputs", name, "path"], problems.INPUT_UNREACHABLE,
+            raise problems.located(job.path, overrides, job.where(["inputs", name, "path"]), problems.INPUT_UNREACHABLE,
                                    f"input `{name}`: {err}") from None
         if local is None:  # an http(s) URL: fetched when the run is prepared
             if kind == "uri_folder":
-                raise problems.located(job.path, overrides, ["inputs", name, "path"], problems.INPUT_UNREACHABLE,
+                raise problems.located(job.path, overrides, job.where(["inputs", name, "path"]),
+                                       problems.INPUT_UNREACHABLE,
                                        f"input `{name}`: a uri_folder cannot be downloaded over http(s); "
                                        "download it and give the local folder.")
             planned.append(InputPlan(name, kind or "uri_file", text, text, mode))
             continue
         if not local.exists():
-            raise problems.located(job.path, overrides, ["inputs", name, "path"], problems.INPUT_MISSING,
+            raise problems.located(job.path, overrides, job.where(["inputs", name, "path"]), problems.INPUT_MISSING,
                                    f"input `{name}`: {local} does not exist. Create it, or fix the path "
                                    "(relative paths start at the job file's folder).")
         kind = kind or ("uri_file" if local.is_file() else "uri_folder")
@@ -140,8 +147,8 @@ def _inputs(job: Job, overrides: Sequence[str]) -> list[InputPlan]:
 def make_plan(job: Job, name: str, overrides: Sequence[str] = ()) -> Plan:
     data = job.data
     if job.kind != "command":
-        raise problems.located(job.path, overrides, ["type"], problems.NOT_RUNNABLE,
-                               f"this is a {job.kind} job; mljob runs command jobs (sweep, pipeline and other "
+        raise problems.located(job.path, overrides, job.where(["type"]), problems.NOT_RUNNABLE,
+                               f"this is a {job.kind} job; mljob runs command and sweep jobs (pipeline and other "
                                "kinds are not supported yet).")
     compute = _compute(job, overrides)
     code = data.get("code")
@@ -149,11 +156,11 @@ def make_plan(job: Job, name: str, overrides: Sequence[str] = ()) -> Plan:
     if code:
         text = str(code)
         if text.startswith(("azureml:", "git+")) or is_url(text):
-            raise problems.located(job.path, overrides, ["code"], problems.NOT_RUNNABLE,
+            raise problems.located(job.path, overrides, job.where(["code"]), problems.NOT_RUNNABLE,
                                    f"code `{text}` is not a local folder; mljob snapshots local code only.")
         path = local_source(text, job.folder)
         if path is None or not path.exists():
-            raise problems.located(job.path, overrides, ["code"], problems.INPUT_MISSING,
+            raise problems.located(job.path, overrides, job.where(["code"]), problems.INPUT_MISSING,
                                    f"code folder {path} does not exist.")
         code_path = str(path.resolve())
     limits = data.get("limits") or {}
@@ -178,4 +185,5 @@ def make_plan(job: Job, name: str, overrides: Sequence[str] = ()) -> Plan:
         display_name=data.get("display_name"),
         tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
         overrides=list(overrides),
+        command_keys=job.where(["command"]),
     )

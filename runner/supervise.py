@@ -12,6 +12,10 @@ from mljob.runner.execute import Execution, resume
 
 
 def main(argv: list[str]) -> int:
+    if (Path(argv[0]) / "sweep.json").exists():
+        from mljob.runner.sweep.verbs import drive_detached
+
+        return drive_detached(Path(argv[0]))
     submission = resume(Path(argv[0]))
     outcome = Execution(submission, echo=None, progress=lambda m: print(m, flush=True)).execute()
     print(f"{submission.plan.name}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))

@@ -17,6 +17,8 @@ def backend_for(compute_type: str) -> Backend:
 
 def reap(compute_type: str, facts: dict[str, str]) -> str:
     """Remove what a dead runner left behind for one run; returns what was done, for the user."""
+    if compute_type == "sweep":  # its trials have entries of their own; the sweep itself holds nothing
+        return f"its trials were cleaned up; `mljob job resume -n {facts.get('name')}` finishes the sweep"
     if compute_type == "process":
         from mljob.runner.backends.process import ProcessBackend
 
