@@ -13,7 +13,6 @@ from typing import Any
 
 from mljob.runner import document as yamldoc
 from mljob.runner.diagnostics import Diagnostic, Severity
-from mljob.runner.overrides import apply_overrides
 from mljob.runner.report import line_format
 from mljob.runner.validate import Analysis, Settings, validate_file
 
@@ -65,9 +64,15 @@ def load_job(path: Path, overrides: Sequence[str] = ()) -> Job:
     if any(d.code == "MLJ301" for d in report.diagnostics):
         from mljob.runner.migrate import migrate_text
 
-        migrated = yamldoc.parse(migrate_text(analysis.document.text).text, path)
-        apply_overrides(migrated, overrides)
-        root = migrated.docs[report.yaml_doc.number].root
+        # The overrides were applied to the 2021 document and judged there: migrate that document (the file's text
+        # with them), so that `--set max_total_trials=4` on a 2021 file lands where migration puts the key.
+        text = analysis.document.text
+        if overrides:
+            import yaml
+
+            text = yaml.serialize(report.yaml_doc.root, Dumper=yaml.CSafeDumper)
+        migrated = yamldoc.parse(migrate_text(text).text, path)
+        root = migrated.docs[0 if overrides else report.yaml_doc.number].root
     data = yamldoc.to_python(root)
     assert isinstance(data, dict)
     data.pop("$schema", None)
