@@ -159,7 +159,7 @@ def _name(doc: OpenDocument) -> str:
 
 # --- Run locally / Submit to <compute> ----------------------------------------------------------------------------
 
-RUNNABLE = {"command"}  # job kinds the runner runs today
+RUNNABLE = {"command", "sweep"}  # job kinds the runner runs today
 
 
 async def _run(ls: LensServer, doc: OpenDocument, target: JobTarget, report: Report, overrides: list[str]) -> Outcome:

@@ -83,3 +83,27 @@ async def test_validate_of_a_closed_file_or_bad_arguments_answers(client: Langua
     assert await lenses(client, uri) == []
     result = await execute(client, lsp.Command(title="", command="mljob.validate", arguments=[uri]))
     assert isinstance(result, str) and result.startswith("broken.yml: 1 error — line 2: YAML syntax error")
+
+
+SWEEP = """\
+$schema: https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json
+type: sweep
+trial:
+  command: echo ${{search_space.x}}
+  environment: azureml:e@latest
+sampling_algorithm: random
+search_space: {x: {type: uniform, min_value: 0, max_value: 1}}
+objective: {goal: minimize, primary_metric: loss}
+---
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json
+type: pipeline
+jobs: {a: {type: command, command: echo, environment: azureml:e@latest}}
+"""
+
+
+async def test_sweeps_run_too_pipelines_do_not(client: LanguageClient):
+    root: Path = client.root  # type: ignore[attr-defined]
+    uri = open_doc(client, root / "sweep.yml", SWEEP)
+    await diagnostics_for(client, uri)
+    titles = [(lens.range.start.line, lens.command.title) for lens in await lenses(client, uri) if lens.command]
+    assert (0, "▶ Run locally") in titles and not any(t == "▶ Run locally" and line > 0 for line, t in titles)
