@@ -78,7 +78,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _job_create(args: argparse.Namespace) -> int:
     from mljob.runner import jobs
 
-    return jobs.create(args.file, args.set or [], args.name, args.stream)
+    return jobs.create(args.file, args.set or [], args.name, args.stream, args.dry_run)
 
 
 def _job_show(args: argparse.Namespace) -> int:
@@ -144,6 +144,8 @@ def _add_runner_verbs(verbs: argparse._SubParsersAction, job_verbs: argparse._Su
                         help="override a value, e.g. `--set compute=process` (repeatable)")
     create.add_argument("-n", "--name", help="the job's name (default: a generated readable name)")
     create.add_argument("-s", "--stream", action="store_true", help="follow the logs; exit with the job's outcome")
+    create.add_argument("--dry-run", action="store_true", help="show what would run (instances, processes, "
+                        "variables) and record nothing")
     create.set_defaults(run=_job_create)
 
     show = job_verbs.add_parser("show", help="status, params, metrics and artifacts of a job")
@@ -180,6 +182,7 @@ def _add_runner_verbs(verbs: argparse._SubParsersAction, job_verbs: argparse._Su
     run.add_argument("file")
     run.add_argument("--set", action="append", metavar="KEY.PATH=VALUE")
     run.add_argument("-n", "--name")
+    run.add_argument("--dry-run", action="store_true", help="show what would run and record nothing")
     run.set_defaults(run=_job_create, stream=True)
 
     compute = verbs.add_parser("compute", help="named computes (`compute: azureml:NAME` in a job)")

@@ -157,3 +157,15 @@ class Engine:
     def containers(self, labels: list[str]) -> list[dict[str, Any]]:
         filters = json.dumps({"label": labels})
         return list(self.call("GET", f"/containers/json?{urlencode({'all': 1, 'filters': filters})}") or [])
+
+    def create_network(self, name: str, labels: dict[str, str]) -> str:
+        found = self.call("POST", "/networks/create", {"Name": name, "CheckDuplicate": True, "Driver": "bridge",
+                                                        "Labels": labels})
+        return str(found["Id"])
+
+    def remove_network(self, network: str) -> None:
+        self.call("DELETE", f"/networks/{network}")
+
+    def networks(self, labels: list[str]) -> list[dict[str, Any]]:
+        filters = json.dumps({"label": labels})
+        return list(self.call("GET", f"/networks?{urlencode({'filters': filters})}") or [])

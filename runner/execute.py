@@ -85,7 +85,7 @@ def submit(job: Job, overrides: list[str], name: str | None = None, *, plan: Pla
         raise problems.plain(None, problems.BAD_NAME, f"`{name}` is not a job name: use letters, digits, `_` and "
                              "`-`, starting with a letter or digit.")
     plan = plan or make_plan(job, name or names.new_name(), overrides)
-    backend = backend_for(plan.compute_type)
+    backend = backend_for(plan.compute_type, plan)
     check = getattr(backend, "check", None)
     if check is not None:
         check()
@@ -142,7 +142,7 @@ def resume(run_dir: Path) -> Submission:
     entry = orphans.read(plan.name) or {}
     history = History(entry.get("tracking_uri"))
     return Submission(plan, run_dir, record["run_id"], record["experiment_id"], history,
-                      backend_for(plan.compute_type))
+                      backend_for(plan.compute_type, plan))
 
 
 class _LiveLogs:

@@ -14,7 +14,7 @@ from typing import BinaryIO, TextIO
 from mljob.runner import orphans, problems
 from mljob.runner.execute import Execution, Outcome, last_lines, log_file, run_dir_for, submit
 from mljob.runner.history import TERMINAL, History, RunView
-from mljob.runner.model import JobInvalid, load_job
+from mljob.runner.model import Job, JobInvalid, load_job
 
 EXIT = {"Completed": 0, "Failed": 1, "Canceled": 130}
 
@@ -68,7 +68,37 @@ def _binary(stream: TextIO) -> BinaryIO:
     return getattr(stream, "buffer", None) or _TextEcho(stream)  # type: ignore[return-value]
 
 
-def create(file: str, overrides: list[str], name: str | None, stream: bool) -> int:
+def dry_run(job: Job, overrides: list[str]) -> int:
+    """What would run, and nothing recorded: the plan, and for a distributed job every instance and process."""
+    from mljob.runner.backends.docker_group import host_names
+    from mljob.runner.backends.units import layout_of
+    from mljob.runner.distribute import describe
+    from mljob.runner.plan import make_plan
+
+    if job.kind == "sweep":
+        from mljob.runner.sweep.plan import make_sweep_plan
+
+        sweep = make_sweep_plan(job, "dry_run", overrides)
+        _out(f"sweep: {sweep.max_total_trials} trials, {sweep.max_concurrent_trials} at a time, {sweep.goal} "
+             f"`{sweep.metric}`, sampling {sweep.data.get('sampling_algorithm')}")
+        for key, dim in sweep.space().items():
+            _out(f"  search_space.{key}: {dim.type} {dim.args}")
+        plan = sweep.trial_plan("dry_run_0", {})
+        _out("each trial:")
+    else:
+        plan = make_plan(job, "dry_run", overrides)
+    _out(f"compute: {plan.compute} ({plan.compute_type})\nenvironment: {plan.environment}\n"
+         f"command: {plan.command.strip()}")
+    for item in plan.inputs:
+        _out(f"input {item.name}: {item.kind} {item.source or item.value} ({item.mode})")
+    hosts = None if plan.compute_type == "process" else host_names(plan.instance_count)
+    layout = layout_of(plan.distribution, plan.instance_count, plan.environment_variables, hosts, 29500)
+    where = "processes on this machine" if hosts is None else "one container per instance, private network"
+    _out(f"{where}:\n{describe(layout)}")
+    return 0
+
+
+def create(file: str, overrides: list[str], name: str | None, stream: bool, dry: bool = False) -> int:
     orphans.reap()
     try:
         job = load_job(Path(file), overrides)
@@ -80,6 +110,8 @@ def create(file: str, overrides: list[str], name: str | None, stream: bool) -> i
             from mljob.runner.report import line_format
 
             _err(line_format(job.path, warning, overrides))
+    if dry:
+        return dry_run(job, overrides)
     if job.kind == "sweep":
         from mljob.runner.sweep import verbs as sweeps
 

@@ -64,10 +64,22 @@ def apply_overrides(document: Document, overrides: Sequence[str]) -> list[Diagno
         if value is None:
             value = ScalarNode("tag:yaml.org,2002:str", raw)
         _relocate(value, -(number + 1))
+        segments = _onto_2021_target(root, segments, value)
         error = _assign(root, segments, value, number)
         if error:
             problems.append(_problem(number, f"`--set {text}`: {error}"))
     return problems
+
+
+def _onto_2021_target(root: Node | None, segments: list[str | int], value: Node) -> list[str | int]:
+    """`--set compute=local` on a 2021 file whose `compute:` is `{target: …, instance_count: 2}` means its target:
+    replacing the whole mapping would silently drop the instance count."""
+    if segments == ["compute"] and isinstance(value, ScalarNode) and isinstance(root, MappingNode):
+        for key, child in root.value:
+            if isinstance(key, ScalarNode) and key.value == "compute" and isinstance(child, MappingNode) and any(
+                    isinstance(k, ScalarNode) and k.value == "target" for k, _ in child.value):
+                return ["compute", "target"]
+    return segments
 
 
 def _assign(node: Node | None, segments: list[str | int], value: Node, number: int) -> str | None:

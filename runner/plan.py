@@ -49,6 +49,12 @@ class Plan:
     overrides: list[str] = field(default_factory=list)
     literals: dict[str, str] = field(default_factory=dict)  # more expression values: a trial's `search_space.x`
     command_keys: list[str] = field(default_factory=lambda: ["command"])  # where the command is, for messages
+    distribution: dict[str, Any] | None = None  # GA `distribution` (runner/distribute.py lays it out)
+    instance_count: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.distribution) or self.instance_count > 1
 
     @property
     def present_inputs(self) -> set[str]:
@@ -166,6 +172,13 @@ def make_plan(job: Job, name: str, overrides: Sequence[str] = ()) -> Plan:
     limits = data.get("limits") or {}
     resources = data.get("resources") or {}
     outputs = data.get("outputs") or {}
+    from mljob.runner.distribute import DistributionError, layout_for
+
+    try:
+        layout = layout_for(data)
+    except DistributionError as err:
+        raise problems.located(job.path, overrides, job.where(["distribution"]), problems.NOT_RUNNABLE,
+                               str(err)) from None
     return Plan(
         name=name,
         kind=job.kind,
@@ -186,4 +199,6 @@ def make_plan(job: Job, name: str, overrides: Sequence[str] = ()) -> Plan:
         tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
         overrides=list(overrides),
         command_keys=job.where(["command"]),
+        distribution=dict(data["distribution"]) if isinstance(data.get("distribution"), dict) else None,
+        instance_count=len(layout.instances),
     )

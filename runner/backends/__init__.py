@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mljob.runner.backends.base import Backend
 
+if TYPE_CHECKING:
+    from mljob.runner.plan import Plan
 
-def backend_for(compute_type: str) -> Backend:
+
+def backend_for(compute_type: str, plan: Plan | None = None) -> Backend:
+    distributed = plan is not None and plan.distributed
     if compute_type == "process":
+        if distributed:
+            from mljob.runner.backends.process_group import ProcessGroupBackend
+
+            return ProcessGroupBackend(plan.distribution, plan.instance_count)  # type: ignore[union-attr]
         from mljob.runner.backends.process import ProcessBackend
 
         return ProcessBackend()
+    if distributed:
+        from mljob.runner.backends.docker_group import DockerGroupBackend
+
+        return DockerGroupBackend(plan.distribution, plan.instance_count)  # type: ignore[union-attr]
     from mljob.runner.backends.docker import DockerBackend
 
     return DockerBackend()
@@ -20,9 +34,9 @@ def reap(compute_type: str, facts: dict[str, str]) -> str:
     if compute_type == "sweep":  # its trials have entries of their own; the sweep itself holds nothing
         return f"its trials were cleaned up; `mljob job resume -n {facts.get('name')}` finishes the sweep"
     if compute_type == "process":
-        from mljob.runner.backends.process import ProcessBackend
+        from mljob.runner.backends.process_group import ProcessGroupBackend
 
-        return ProcessBackend.reap(facts)
-    from mljob.runner.backends.docker import DockerBackend
+        return ProcessGroupBackend.reap(facts)
+    from mljob.runner.backends.docker_group import DockerGroupBackend
 
-    return DockerBackend.reap(facts)
+    return DockerGroupBackend.reap(facts)
