@@ -70,7 +70,7 @@ def _binary(stream: TextIO) -> BinaryIO:
 
 def dry_run(job: Job, overrides: list[str]) -> int:
     """What would run, and nothing recorded: the plan, and for a distributed job every instance and process."""
-    from mljob.runner.backends.docker_group import host_names
+    from mljob.runner.backends.docker_group import container_layout
     from mljob.runner.backends.units import layout_of
     from mljob.runner.distribute import describe
     from mljob.runner.plan import make_plan
@@ -91,9 +91,12 @@ def dry_run(job: Job, overrides: list[str]) -> int:
          f"command: {plan.command.strip()}")
     for item in plan.inputs:
         _out(f"input {item.name}: {item.kind} {item.source or item.value} ({item.mode})")
-    hosts = None if plan.compute_type == "process" else host_names(plan.instance_count)
-    layout = layout_of(plan.distribution, plan.instance_count, plan.environment_variables, hosts, 29500)
-    where = "processes on this machine" if hosts is None else "one container per instance, private network"
+    if plan.compute_type == "process":
+        layout = layout_of(plan.distribution, plan.instance_count, plan.environment_variables, None, 29500)
+        where = "processes on this machine (the master port is a free one, chosen at start)"
+    else:
+        layout = container_layout(plan.distribution, plan.instance_count, plan.environment_variables)
+        where = "one container per instance, on a private network of the run's own"
     _out(f"{where}:\n{describe(layout)}")
     return 0
 

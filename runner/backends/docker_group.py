@@ -26,7 +26,7 @@ from mljob.runner.backends.base import Launch
 from mljob.runner.backends.docker import ROOT, DockerBackend, _api, labels_for
 from mljob.runner.backends.process_group import tail
 from mljob.runner.backends.units import Unit, layout_of, units
-from mljob.runner.distribute import RSH_PORT
+from mljob.runner.distribute import RSH_PORT, Layout
 
 AGENT = f"{ROOT}/bin/mljob-rsh"
 LOGS = f"{ROOT}/user_logs"
@@ -37,18 +37,30 @@ def host_names(count: int) -> list[str]:
     return [f"node-{i}" for i in range(count)]
 
 
+def container_layout(distribution: dict[str, Any] | None, instance_count: int, env: dict[str, str]) -> Layout:
+    """The layout as the containers see it (hosts node-N, the agent where it is mounted); `--dry-run` shows it."""
+    return layout_of(distribution, instance_count, env, host_names(instance_count), 29500, rsh_agent=AGENT,
+                     as_root=os.getuid() == 0)
+
+
 def instance_script(planned: list[Unit]) -> str:
-    """bash: start the units in the background, each with its variables and log; the first failure stops the rest."""
-    lines = ["trap 'kill -TERM $(jobs -p) 2>/dev/null; wait; exit 143' TERM INT"]
+    """sh: start the units in the background, each with its variables and log; the first failure stops the rest.
+    (Not `wait -n`: bash may drop a job that ended early from its table and answer 127 for it.)"""
+    lines = ['pids=""', "trap 'kill -TERM $pids 2>/dev/null; wait; exit 143' TERM INT"]
     for unit in planned:
         exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in unit.env.items())
         lines.append(f"( {exports}exec {shlex.join(unit.argv)} ) > {LOGS}/{unit.log} 2>&1 &")
+        lines.append('pids="$pids $!"')
     lines += [
-        f"n={len(planned)}",
-        'while [ "$n" -gt 0 ]; do',
-        "  wait -n; c=$?",
-        "  n=$((n-1))",
-        '  if [ "$c" -ne 0 ]; then kill -TERM $(jobs -p) 2>/dev/null; wait; exit "$c"; fi',
+        'while [ -n "$pids" ]; do',
+        '  left=""',
+        "  for p in $pids; do",
+        '    if kill -0 "$p" 2>/dev/null; then left="$left $p"; continue; fi',
+        '    wait "$p"; c=$?',
+        '    if [ "$c" -ne 0 ]; then kill -TERM $pids 2>/dev/null; wait; exit "$c"; fi',
+        "  done",
+        '  pids="$left"',
+        '  if [ -n "$pids" ]; then sleep 0.2; fi',
         "done",
     ]
     return "\n".join(lines)
@@ -71,8 +83,7 @@ class DockerGroupBackend(DockerBackend):
         self.check()
         assert self.api is not None
         hosts = host_names(self.instance_count)
-        layout = layout_of(self.distribution, self.instance_count, dict(launch.env), hosts, 29500,
-                           rsh_agent=AGENT, as_root=os.getuid() == 0)
+        layout = container_layout(self.distribution, self.instance_count, dict(launch.env))
         planned = units(layout, ["bash", "-c"], launch.command)
         folder = launch.workdir.parent / "user_logs"
         folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +97,7 @@ class DockerGroupBackend(DockerBackend):
                 if not mine:
                     continue
                 config = self.config(launch)
-                config["Cmd"] = ["bash", "-c", instance_script(mine)]
+                config["Cmd"] = ["/bin/sh", "-c", instance_script(mine)]
                 config["Hostname"] = hosts[index]
                 config["Labels"] = {**config["Labels"], "mljob.instance": str(index)}
                 env = [*config["Env"], f"MLJOB_RSH_TOKEN={token}", f"MLJOB_RSH_PORT={RSH_PORT}", "SHELL=/bin/sh"]

@@ -1,0 +1,193 @@
+"""Distributed jobs run locally, for real: ranks as processes (`process`) and one container per instance on a private
+network (`local`), their variables, TF_CONFIG peers that reach each other, fail-fast, cleanup, and the seeds' plans."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.runner.conftest import CORPUS, Mljob
+from tests.runner.helpers import containers_of, history, run_name
+
+ENV_PY = """\
+import json, os
+names = ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+print(json.dumps({k: os.environ[k] for k in names}))
+"""
+ENV_JOB = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+command: python3 env.py
+code: src
+environment: {image: python:3.11}
+distribution: {type: pytorch, process_count_per_instance: 2}
+resources: {instance_count: 2}
+"""
+
+# Every TF task listens on its own address from TF_CONFIG and connects to every peer: all must be reachable.
+TF_PEERS = """\
+import json, os, socket, threading, time
+config = json.loads(os.environ["TF_CONFIG"])
+me = config["cluster"][config["task"]["type"]][config["task"]["index"]]
+peers = [a for kind in config["cluster"].values() for a in kind]
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("0.0.0.0", int(me.rsplit(":", 1)[1])))
+server.listen(16)
+def accept():
+    while True:
+        conn, _ = server.accept()
+        conn.close()
+threading.Thread(target=accept, daemon=True).start()
+for peer in peers:
+    host, port = peer.rsplit(":", 1)
+    for _ in range(200):
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        raise SystemExit(f"{me} cannot reach {peer}")
+print(me, "reached", len(peers), "peers", flush=True)
+time.sleep(1)  # peers still connecting to us
+"""
+
+TF_JOB = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+command: python3 peers.py
+code: src
+environment: {image: python:3.11}
+distribution: {type: tensorflow, worker_count: 2, parameter_server_count: 1}
+resources: {instance_count: 2}
+"""
+
+CRASH_JOB = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+command: if [ "$RANK" = 1 ]; then sleep 1; echo "rank 1 crashes"; exit 3; fi; echo "rank $RANK waits"; sleep 300
+environment: {image: python:3.11}
+distribution: {type: pytorch, process_count_per_instance: 2}
+resources: {instance_count: 2}
+"""
+
+
+def _rank_logs(name: str) -> dict[str, str]:
+    view = history().find(name)
+    assert view is not None
+    folder = Path(view.artifact_uri.removeprefix("file://")) / "user_logs"
+    return {p.name: p.read_text() for p in sorted(folder.glob("std_log_process_*.txt"))}
+
+
+def _check_env(name: str, master: str) -> None:
+    logs = _rank_logs(name)
+    assert sorted(logs) == [f"std_log_process_{r}.txt" for r in range(4)]
+    seen = {}
+    for rank in range(4):
+        facts = json.loads(logs[f"std_log_process_{rank}.txt"].strip().splitlines()[-1])
+        seen[rank] = facts
+        assert facts["RANK"] == str(rank) and facts["WORLD_SIZE"] == "4" and facts["LOCAL_WORLD_SIZE"] == "2"
+        assert facts["LOCAL_RANK"] == str(rank % 2) and facts["NODE_RANK"] == str(rank // 2)
+        assert facts["MASTER_ADDR"] == master
+    assert len({f["MASTER_PORT"] for f in seen.values()}) == 1
+
+
+@pytest.mark.parametrize("compute", ["process", "local"])
+def test_pytorch_variables_on_every_rank(mljob: Mljob, write_job, compute: str,
+                                         request: pytest.FixtureRequest) -> None:
+    if compute == "local":
+        request.getfixturevalue("no_leftovers")
+    done = mljob("run", str(write_job(ENV_JOB, files={"src/env.py": ENV_PY})), "--set", f"compute={compute}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    _check_env(run_name(done.stdout), "127.0.0.1" if compute == "process" else "node-0")
+    assert '"RANK": "0"' in done.stdout  # rank 0's log is the run's stream
+
+
+@pytest.mark.parametrize("compute", ["process", "local"])
+def test_tensorflow_tasks_reach_every_peer(mljob: Mljob, write_job, compute: str,
+                                          request: pytest.FixtureRequest) -> None:
+    if compute == "local":
+        request.getfixturevalue("no_leftovers")
+    done = mljob("run", str(write_job(TF_JOB, files={"src/peers.py": TF_PEERS})), "--set", f"compute={compute}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    logs = _rank_logs(run_name(done.stdout))
+    assert len(logs) == 3 and all("reached 3 peers" in text for text in logs.values())
+
+
+@pytest.mark.parametrize("compute", ["process", "local"])
+def test_a_crashing_rank_fails_the_job_and_stops_the_others(mljob: Mljob, write_job, compute: str,
+                                                           request: pytest.FixtureRequest) -> None:
+    if compute == "local":
+        engine = request.getfixturevalue("engine")
+        request.getfixturevalue("no_leftovers")
+    done = mljob("run", str(write_job(CRASH_JOB)), "--set", f"compute={compute}", timeout=120)
+    name = run_name(done.stdout)
+    view = history().find(name)
+    assert done.returncode == 1 and view.status == "Failed" and "exited with code 3" in view.reason
+    logs = _rank_logs(name)
+    assert "rank 1 crashes" in logs["std_log_process_1.txt"]
+    assert all("waits" in logs[f"std_log_process_{r}.txt"] for r in (0, 2, 3))
+    if compute == "process":
+        assert not any("sleep 300" in _cmdline(pid) for pid in _pids())
+    else:
+        assert containers_of(engine, name) == []
+        assert not engine.networks.list(names=[f"mljob-{name}"])  # type: ignore[attr-defined]
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+SEEDS = {
+    "pytorch/cifar-distributed": ("pytorch: 2 × 2 processes = world size 4", 2),
+    "tensorflow/mnist-distributed": ("tensorflow: 2 tasks over 2 instances", 2),
+    "tensorflow/mnist-distributed-horovod": ("mpi: 2 × 2 slots = 4 ranks, started by mpirun on instance 0", 2),
+}
+
+
+@pytest.mark.parametrize("seed", sorted(SEEDS))
+def test_seed_distributed_jobs_are_planned_as_azure_would(mljob: Mljob, tmp_path: Path, seed: str) -> None:
+    folder = tmp_path / seed.replace("/", "_")
+    shutil.copytree(CORPUS / "seed-2021/train" / seed, folder)
+    (folder / "data").mkdir(exist_ok=True)  # cifar's input folder (the seed does not carry the data set)
+    (folder / "src").mkdir(exist_ok=True)
+    done = mljob("run", str(folder / "job.yml"), "--set", "compute=local", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    head, instances = SEEDS[seed]
+    assert head in done.stdout
+    assert done.stdout.count("instance ") >= instances and "instance 1  host node-1" in done.stdout
+    if "mpi" in head:
+        assert "--mca plm_rsh_agent /mnt/mljob/bin/mljob-rsh" in done.stdout
+        assert "runs: /mnt/mljob/bin/mljob-rsh --serve 29499" in done.stdout
+    assert history().runs() == []  # a dry run records nothing
+
+
+def test_cifar_seed_runs_for_real_with_a_script_of_our_own(mljob: Mljob, tmp_path: Path) -> None:
+    folder = tmp_path / "cifar"
+    shutil.copytree(CORPUS / "seed-2021/train/pytorch/cifar-distributed", folder)
+    (folder / "data").mkdir(exist_ok=True)
+    (folder / "data" / "batch.txt").write_text("3\n")
+    (folder / "src").mkdir(exist_ok=True)
+    (folder / "src" / "train.py").write_text(textwrap.dedent("""\
+        import argparse, os
+        p = argparse.ArgumentParser()
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--data-dir")
+        a = p.parse_args()
+        value = int(open(os.path.join(a.data_dir, "batch.txt")).read())
+        print(f"rank {os.environ['RANK']}/{os.environ['WORLD_SIZE']} epochs {a.epochs} value {value}")
+    """))
+    done = mljob("run", str(folder / "job.yml"), "--set", "compute=process")
+    assert done.returncode == 0, done.stdout + done.stderr
+    logs = _rank_logs(run_name(done.stdout))
+    assert [text.strip() for text in logs.values()] == [f"rank {r}/4 epochs 1 value 3" for r in range(4)]
