@@ -191,3 +191,48 @@ def test_cifar_seed_runs_for_real_with_a_script_of_our_own(mljob: Mljob, tmp_pat
     assert done.returncode == 0, done.stdout + done.stderr
     logs = _rank_logs(run_name(done.stdout))
     assert [text.strip() for text in logs.values()] == [f"rank {r}/4 epochs 1 value 3" for r in range(4)]
+
+
+ALL_REDUCE = """\
+import torch
+import torch.distributed as dist
+dist.init_process_group("gloo", init_method="env://")
+rank = dist.get_rank()
+value = torch.tensor([float(rank + 1)])
+dist.all_reduce(value)
+print(f"rank {rank} of {dist.get_world_size()}: sum {value.item():g}", flush=True)
+assert value.item() == sum(range(1, dist.get_world_size() + 1))
+dist.destroy_process_group()
+"""
+
+TORCH_JOB = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+command: python3 all_reduce.py
+code: src
+environment: {image: mljob/dist:bookworm}
+distribution: {type: pytorch, process_count_per_instance: 2}
+resources: {instance_count: 2}
+"""
+
+DIST_IMAGE = "mljob/dist:bookworm"
+
+
+def _dist_image(engine: object) -> None:
+    try:
+        engine.images.get(DIST_IMAGE)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001
+        pytest.skip(f"{DIST_IMAGE} is missing; ./scripts/build-dist-image builds it (openmpi, CPU torch)")
+
+
+@pytest.mark.parametrize("compute", ["process", "local"])
+def test_torch_gloo_all_reduce_2_by_2(mljob: Mljob, write_job, compute: str, request: pytest.FixtureRequest) -> None:
+    if compute == "process":
+        pytest.importorskip("torch", reason="CPU torch is installed by ./scripts/test (pip install torch==2.13.0)")
+    else:
+        _dist_image(request.getfixturevalue("engine"))
+        request.getfixturevalue("no_leftovers")
+    done = mljob("run", str(write_job(TORCH_JOB, files={"src/all_reduce.py": ALL_REDUCE})), "--set",
+                 f"compute={compute}", timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    logs = _rank_logs(run_name(done.stdout))
+    assert [text.strip().splitlines()[-1] for text in logs.values()] == [f"rank {r} of 4: sum 10" for r in range(4)]
