@@ -277,7 +277,10 @@ def _mpi(names: list[str], per: int, port: int, forward: Sequence[str], agent: s
     if root:
         argv.append("--allow-run-as-root")
     if remote:
-        argv += ["--mca", "plm_rsh_agent", agent, "--mca", "plm_rsh_no_tree_spawn", "1"]
+        # leave_session_attached: orted would otherwise daemonize away from the agent's connection, and a dead agent
+        # could not take its ranks down with it.
+        argv += ["--mca", "plm_rsh_agent", agent, "--mca", "plm_rsh_no_tree_spawn", "1",
+                 "--mca", "orte_leave_session_attached", "1"]
     for name, value in env.items():
         argv += ["-x", f"{name}={value}"]
     for name in dict.fromkeys(forward):

@@ -150,6 +150,7 @@ def test_mpi_two_instances_two_slots_across_hosts() -> None:
         "mpirun", "-np", "4", "--host", "run-0:2,run-1:2", "--map-by", "slot", "--bind-to", "none",
         "--mca", "btl_vader_single_copy_mechanism", "none",
         "--mca", "plm_rsh_agent", RSH_AGENT, "--mca", "plm_rsh_no_tree_spawn", "1",
+        "--mca", "orte_leave_session_attached", "1",
         "-x", "AZ_BATCH_MASTER_NODE=run-0:29600", "-x", "AZ_BATCHAI_MPI_MASTER_NODE=run-0",
         "-x", "MY_SETTING", "-x", "MLFLOW_RUN_ID",
     ]

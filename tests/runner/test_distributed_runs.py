@@ -236,3 +236,20 @@ def test_torch_gloo_all_reduce_2_by_2(mljob: Mljob, write_job, compute: str, req
     assert done.returncode == 0, done.stdout + done.stderr
     logs = _rank_logs(run_name(done.stdout))
     assert [text.strip().splitlines()[-1] for text in logs.values()] == [f"rank {r} of 4: sum 10" for r in range(4)]
+
+
+MPI_JOB = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+command: echo "rank $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE on $(hostname) master $AZ_BATCH_MASTER_NODE"
+environment: {image: mljob/dist:bookworm}
+distribution: {type: mpi, process_count_per_instance: 2}
+resources: {instance_count: 2}
+"""
+
+
+def test_mpirun_across_two_containers(mljob: Mljob, write_job, engine: object, no_leftovers: None) -> None:
+    _dist_image(engine)
+    done = mljob("run", str(write_job(MPI_JOB)), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+    assert lines == [f"rank {r} of 4 on node-{r // 2} master node-0:29500" for r in range(4)]
