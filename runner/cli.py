@@ -120,7 +120,10 @@ def _job_cancel(args: argparse.Namespace) -> int:
 def _compute_create(args: argparse.Namespace) -> int:
     from mljob.runner import computes
 
-    return computes.create(args.name, args.type, args.set or [])
+    settings = list(args.set or [])
+    if args.address:
+        settings.append(f"address={args.address}")
+    return computes.create(args.name, args.type, settings)
 
 
 def _compute_list(args: argparse.Namespace) -> int:
@@ -192,7 +195,10 @@ def _add_runner_verbs(verbs: argparse._SubParsersAction, job_verbs: argparse._Su
     compute_create.add_argument("-n", "--name", required=True)
     compute_create.add_argument("--type", required=True, choices=("local", "process", "ray"),
                                 help="local: Docker on this machine; process: plain processes; ray: a Ray cluster")
-    compute_create.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting (repeatable)")
+    compute_create.add_argument("--address", metavar="URL", help="ray: the dashboard's address, e.g. "
+                                "http://127.0.0.1:8265 (what `scripts/ray-head` prints)")
+    compute_create.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting (repeatable), e.g. "
+                                "ray's shared_dir=PATH")
     compute_create.set_defaults(run=_compute_create)
     compute_list = compute_verbs.add_parser("list", help="the computes jobs can name")
     compute_list.set_defaults(run=_compute_list)

@@ -25,6 +25,10 @@ def create(name: str, type_: str, settings: list[str]) -> int:
         if not sep or not key.strip():
             raise problems.plain(None, problems.BAD_NAME, f"`--set {item}` is not KEY=VALUE.")
         parsed[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    if type_ == "ray" and not str(parsed.get("address") or "").startswith(("http://", "https://")):
+        raise problems.plain(None, problems.BAD_NAME, "a ray compute needs the address of its dashboard: "
+                             "`--address http://HOST:8265` (`scripts/ray-head` starts a head on this machine and "
+                             "prints it).")
     path = registry.add_compute(name, type_, parsed)
     print(f"compute {name} ({type_}) saved in {path}; jobs use it with `compute: azureml:{name}`")
     return 0

@@ -49,6 +49,7 @@ class Plan:
     overrides: list[str] = field(default_factory=list)
     literals: dict[str, str] = field(default_factory=dict)  # more expression values: a trial's `search_space.x`
     command_keys: list[str] = field(default_factory=lambda: ["command"])  # where the command is, for messages
+    compute_settings: dict[str, Any] = field(default_factory=dict)  # the registry's (e.g. ray's address)
     distribution: dict[str, Any] | None = None  # GA `distribution` (runner/distribute.py lays it out)
     instance_count: int = 1
 
@@ -94,11 +95,11 @@ def _compute(job: Job, overrides: Sequence[str]) -> registry.Compute:
             f"compute `{raw}` is not configured on this machine (known: {listed}). Add it with "
             f"`mljob compute create -n {name} --type local` (Docker) or `--type process`, or run here with "
             "`--set compute=local`.")
-    if found.type not in ("local", "process"):
+    if found.type not in ("local", "process", "ray"):
         raise problems.located(
             job.path, overrides, ["compute"], problems.UNKNOWN_COMPUTE,
-            f"compute `{name}` has type `{found.type}`, which mljob cannot run jobs on yet; use a compute of type "
-            "`local` (Docker) or `process`.")
+            f"compute `{name}` has type `{found.type}`, which mljob cannot run jobs on; use a compute of type "
+            "`local` (Docker), `process` or `ray`.")
     return found
 
 
@@ -187,6 +188,7 @@ def make_plan(job: Job, name: str, overrides: Sequence[str] = ()) -> Plan:
         folder=str(job.folder.resolve()),
         compute=compute.name,
         compute_type=compute.type,
+        compute_settings=dict(compute.settings),
         command=str(data.get("command") or ""),
         environment=data.get("environment"),
         code=code_path,

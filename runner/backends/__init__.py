@@ -12,6 +12,16 @@ if TYPE_CHECKING:
 
 def backend_for(compute_type: str, plan: Plan | None = None) -> Backend:
     distributed = plan is not None and plan.distributed
+    if compute_type == "ray":
+        settings = dict(plan.compute_settings) if plan is not None else {}
+        if distributed:
+            from mljob.runner.backends.ray_group import RayGroupBackend
+
+            return RayGroupBackend(str(settings.get("address", "")), settings, plan.distribution,  # type: ignore
+                                   plan.instance_count)  # type: ignore[union-attr]
+        from mljob.runner.backends.ray import RayBackend
+
+        return RayBackend(str(settings.get("address", "")), settings)
     if compute_type == "process":
         if distributed:
             from mljob.runner.backends.process_group import ProcessGroupBackend
@@ -33,6 +43,10 @@ def reap(compute_type: str, facts: dict[str, str]) -> str:
     """Remove what a dead runner left behind for one run; returns what was done, for the user."""
     if compute_type == "sweep":  # its trials have entries of their own; the sweep itself holds nothing
         return f"its trials were cleaned up; `mljob job resume -n {facts.get('name')}` finishes the sweep"
+    if compute_type == "ray":
+        from mljob.runner.backends.ray import RayBackend
+
+        return RayBackend.reap(facts)
     if compute_type == "process":
         from mljob.runner.backends.process_group import ProcessGroupBackend
 
