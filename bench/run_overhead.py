@@ -64,9 +64,9 @@ def main() -> int:
     args = parser.parse_args()
     if not HELLO.is_file():
         raise SystemExit(f"{HELLO} not found (the corpus sits beside the project as ../shared/corpus)")
-    from mljob.runner import images
-
     import compileall
+
+    from mljob.runner import images
 
     for folder in ("mljob", "runner", "server", "schemas"):
         compileall.compile_dir(ROOT / folder, quiet=1)
