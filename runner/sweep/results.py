@@ -171,7 +171,7 @@ class _Plot:
         left, right, top, bottom = self.LEFT, w - self.RIGHT, self.TOP, h - self.BOTTOM
         out.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
                    'stroke="#333"/>')
-        for tick in _ticks(self.x0, self.x1):
+        for tick in _ticks(self.x0, self.x1, whole=True):  # trials and intervals are counted
             x = self._x(tick)
             out.append(f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#333"/>'
                        f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{tick:g}</text>')
@@ -201,12 +201,14 @@ def _span(values: Sequence[float]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def _ticks(low: float, high: float, count: int = 6) -> list[float]:
+def _ticks(low: float, high: float, count: int = 6, whole: bool = False) -> list[float]:
     raw = (high - low) / count
     step = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 5, 10):
         if raw <= step * factor:
             step *= factor
             break
+    if whole:
+        step = max(step, 1)
     first = math.ceil(low / step) * step
     return [round(first + i * step, 12) for i in range(int((high - first) / step) + 1)]
