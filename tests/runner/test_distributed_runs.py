@@ -253,3 +253,36 @@ def test_mpirun_across_two_containers(mljob: Mljob, write_job, engine: object, n
     assert done.returncode == 0, done.stdout + done.stderr
     lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
     assert lines == [f"rank {r} of 4 on node-{r // 2} master node-0:29500" for r in range(4)]
+
+
+SLOW_RANKS = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+command: echo "rank $RANK up"; sleep 300
+environment: {image: python:3.11}
+distribution: {type: pytorch, process_count_per_instance: 2}
+resources: {instance_count: 2}
+"""
+
+
+@pytest.mark.parametrize("compute", ["process", "local"])
+def test_cancel_stops_every_rank(mljob: Mljob, write_job, compute: str, request: pytest.FixtureRequest) -> None:
+    from tests.runner.helpers import wait_for
+
+    if compute == "local":
+        engine = request.getfixturevalue("engine")
+        request.getfixturevalue("no_leftovers")
+    created = mljob("job", "create", "-f", str(write_job(SLOW_RANKS)), "--set", f"compute={compute}",
+                    "--name", f"dist_cancel_{compute}")
+    assert created.returncode == 0, created.stderr
+    name = f"dist_cancel_{compute}"
+    folder = Path(os.environ["MLJOB_HOME"]) / "runs" / name / "user_logs"
+    wait_for(lambda: all((folder / f"std_log_process_{r}.txt").is_file() and "up" in
+                         (folder / f"std_log_process_{r}.txt").read_text() for r in range(4)),
+             timeout=120, what="every rank to start")
+    canceled = mljob("job", "cancel", "-n", name)
+    assert canceled.returncode == 0 and "Canceled" in canceled.stdout, canceled.stdout + canceled.stderr
+    if compute == "process":
+        assert not any("sleep 300" in _cmdline(pid) for pid in _pids())
+    else:
+        assert containers_of(engine, name) == []
+        assert not engine.networks.list(names=[f"mljob-{name}"])  # type: ignore[attr-defined]
