@@ -77,6 +77,28 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def reserve(name: str | None, proposed: str, history: History) -> tuple[str, Path]:
+    """A name no run has, and its new folder: `name` when the user gave one (refused if taken), else `proposed`, or
+    fresh generated names while that one is taken."""
+    runs_dir().mkdir(parents=True, exist_ok=True)
+    chosen = name or proposed
+    while True:
+        run_dir = run_dir_for(chosen)
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            if name is not None:
+                raise problems.plain(None, problems.BAD_NAME, f"a job named `{name}` already exists; choose "
+                                     "another --name (or leave it out for a generated one).") from None
+            chosen = names.new_name()
+    if name is not None and history.find(name) is not None:
+        run_dir.rmdir()
+        raise problems.plain(None, problems.BAD_NAME, f"a job named `{name}` is already in the run history "
+                             f"({history.uri}); choose another --name.")
+    return chosen, run_dir
+
+
 def submit(job: Job, overrides: list[str], name: str | None = None, *, plan: Plan | None = None,
            parent_run_id: str | None = None, history: History | None = None) -> Submission:
     """Check what can be checked, then record the run (status Preparing) and lay out its folder. A sweep passes the
@@ -89,22 +111,8 @@ def submit(job: Job, overrides: list[str], name: str | None = None, *, plan: Pla
     check = getattr(backend, "check", None)
     if check is not None:
         check()
-    runs_dir().mkdir(parents=True, exist_ok=True)
-    while True:
-        run_dir = run_dir_for(plan.name)
-        try:
-            run_dir.mkdir()
-            break
-        except FileExistsError:
-            if name is not None:
-                raise problems.plain(None, problems.BAD_NAME, f"a job named `{name}` already exists; choose "
-                                     "another --name (or leave it out for a generated one).") from None
-            plan.name = names.new_name()
     history = history or History()
-    if name is not None and history.find(name) is not None:
-        run_dir.rmdir()
-        raise problems.plain(None, problems.BAD_NAME, f"a job named `{name}` is already in the run history "
-                             f"({history.uri}); choose another --name.")
+    plan.name, run_dir = reserve(name, plan.name, history)
     tags = {
         **plan.tags,
         "mljob.kind": plan.kind,

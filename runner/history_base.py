@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,15 @@ def local_path(uri: str) -> Path | None:
     if parsed.scheme == "" and uri:
         return Path(uri).resolve()
     return None
+
+
+def new_artifact_location(artifact_root: Path | None, experiment: str) -> str | None:
+    """A fresh folder for a new experiment's artifacts (named so that a deleted namesake's files are never reused)."""
+    if artifact_root is None:
+        return None
+    folder = artifact_root / f"{experiment}-{time.time_ns():x}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.as_uri()
 
 
 @dataclass(frozen=True)

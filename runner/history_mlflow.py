@@ -5,7 +5,6 @@ a known schema goes through history_sqlite instead; both keep the same records."
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from mljob.runner.history_base import (
     MetricPoint,
     RunView,
     Store,
+    new_artifact_location,
 )
 
 
@@ -57,11 +57,7 @@ class MlflowStore(Store):
                 self.client.restore_experiment(found.experiment_id)
             experiment_id = found.experiment_id
         else:
-            location = None
-            if artifact_root is not None:
-                folder = artifact_root / f"{name}-{time.time_ns():x}"
-                folder.mkdir(parents=True, exist_ok=True)
-                location = folder.as_uri()
+            location = new_artifact_location(artifact_root, name)
             experiment_id = self.client.create_experiment(name, artifact_location=location)
         self._experiments[name] = experiment_id
         return experiment_id

@@ -32,6 +32,7 @@ from mljob.runner.history_base import (
     RunView,
     Store,
     local_path,
+    new_artifact_location,
 )
 
 # The alembic head of MLflow 3.17's tracking schema.
@@ -118,11 +119,7 @@ class SqliteStore(Store):
                               "WHERE experiment_id = ?", (_now_ms(), row[0]))])
             experiment_id = str(row[0])
         else:
-            location = None
-            if artifact_root is not None:
-                folder = artifact_root / f"{name}-{time.time_ns():x}"
-                folder.mkdir(parents=True, exist_ok=True)
-                location = folder.as_uri()
+            location = new_artifact_location(artifact_root, name)
             now = _now_ms()
             # IntegrityError: another mljob created it between our read and our write.
             with contextlib.suppress(sqlite3.IntegrityError):

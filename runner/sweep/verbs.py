@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from mljob.runner import names, orphans, problems
-from mljob.runner.execute import Outcome, runs_dir
+from mljob.runner.execute import Outcome, reserve, runs_dir
 from mljob.runner.history import TERMINAL, History, RunView
 from mljob.runner.model import Job
 from mljob.runner.sweep import results
@@ -54,22 +54,8 @@ def create(job: Job, overrides: list[str], name: str | None, stream: bool) -> in
         _out(f"{name} is a sweep of this machine already: resuming it (its plan, not the file, decides the trials)")
         return resume(name, stream)
     sweep = make_sweep_plan(job, name or names.new_name(), overrides)
-    runs_dir().mkdir(parents=True, exist_ok=True)
-    while True:
-        run_dir = runs_dir() / sweep.name
-        try:
-            run_dir.mkdir()
-            break
-        except FileExistsError:
-            if name is not None:
-                raise problems.plain(None, problems.BAD_NAME, f"a job named `{name}` already exists; choose another "
-                                     "--name.") from None
-            sweep.name = names.new_name()
     history = History()
-    if name is not None and history.find(name) is not None:
-        run_dir.rmdir()
-        raise problems.plain(None, problems.BAD_NAME, f"a job named `{name}` is already in the run history; choose "
-                             "another --name.")
+    sweep.name, run_dir = reserve(name, sweep.name, history)
     inputs = {str(k): str(v if not isinstance(v, dict) else v.get("path", v.get("value", v)))
               for k, v in (sweep.data.get("inputs") or {}).items() if v is not None}
     tags = {
