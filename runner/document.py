@@ -333,11 +333,14 @@ def _check_duplicates(root: Node, out: list[Diagnostic]) -> None:
         node = stack.pop()
         if isinstance(node, MappingNode):
             pairs = node.value
-            keys = [k.value for k, _ in pairs]
+            # A complex key (`{a: 1}: x`, `[a]: x`) is never a job's key and has no hashable value: not compared.
+            keys = [k.value for k, _ in pairs if isinstance(k, ScalarNode)]
             if len(set(keys)) != len(keys):
                 seen: dict[str, ScalarNode] = {}
                 for key, _ in pairs:
-                    if key.value in seen and isinstance(key, ScalarNode):
+                    if not isinstance(key, ScalarNode):
+                        continue
+                    if key.value in seen:
                         out.append(_duplicate(key, seen[key.value]))
                     else:
                         seen[key.value] = key

@@ -524,9 +524,13 @@ class Checker:
 
     def _unknown_key(self, key: ScalarNode, allowed: list[str], path: tuple[str | int, ...],
                      out: list[Diagnostic]) -> None:
+        where = f"in {self._name(path)}" if path else f"in a {self.label}"
+        if not isinstance(key.value, str):  # `{inputs.x}: …` or `[a]: …`: YAML read a mapping or list as the key
+            self._error(out, key, "MLJ101", f"A key {where} is written as a YAML mapping or list (`{{…}}` or "
+                        "`[…]`); keys are plain names: remove the braces or brackets, or quote the key.")
+            return
         name = str(key.value)
         near = None if self._trial else suggest(name, allowed)
-        where = f"in {self._name(path)}" if path else f"in a {self.label}"
         if near is not None:
             message = f"Unknown key `{name}` {where}. Did you mean `{near}`?"
         else:

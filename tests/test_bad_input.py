@@ -64,3 +64,15 @@ def test_control_characters_and_deep_nesting():
     deep = "a: " + "[" * 5000 + "]" * 5000 + "\n"
     found = validate_text(deep, settings=Settings(strict=True)).diagnostics
     assert len(found) == 1 and found[0].severity == 1
+
+
+def test_a_key_written_as_a_mapping_or_list_is_named_not_crashed_on() -> None:
+    # Found by hypothesis: `{inputs.x}:` at the start of a line is a flow mapping used as a key.
+    from mljob.runner.validate import validate_text
+
+    text = ("$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\ncommand: x\n"
+            "environment: azureml:e@latest\n{inputs.x}: 2\n[b]: 3\ncommand: y\n")
+    found = [(d.code, d.range.start.line) for d in validate_text(text, None).diagnostics]
+    assert ("MLJ101", 3) in found and ("MLJ101", 4) in found and ("MLJ004", 5) in found
+    message = next(d.message for d in validate_text(text, None).diagnostics if d.code == "MLJ101")
+    assert "keys are plain names" in message and "ScalarNode" not in message

@@ -236,7 +236,7 @@ def test_lenses_sit_on_the_first_line_of_each_job_only() -> None:
     found = lens.code_lenses(doc(text), CTX)
     assert [(x.range.start.line, x.command.title, x.command.arguments) for x in found if x.command] == [
         (1, "▶ Run locally", ["untitled:job.yml", 0]), (1, "Validate", ["untitled:job.yml", 0]),
-        (7, "Validate", ["untitled:job.yml", 2])]  # sweeps: no run lens until the sweep runner lands
+        (7, "▶ Run locally", ["untitled:job.yml", 2]), (7, "Validate", ["untitled:job.yml", 2])]
     component = "$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json\nname: c\n"
     assert lens.code_lenses(doc(component), CTX) == []  # a component is not a job to validate on its own
 

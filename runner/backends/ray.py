@@ -35,14 +35,8 @@ Stopping: Ray sends SIGTERM to the entrypoint's process tree, then SIGKILL after
 default); the wrapper copies what the command left before it exits. The job record and its logs on the cluster are
 deleted by `remove()` once the job is over (std_log.txt here has them).
 
-Distributed jobs (the extension point): a `start_group(launches, bundles)` would submit ONE job whose entrypoint is
-a small Python driver shipped in the same zip. The driver reserves `ray.util.placement_group([bundle] *
-instance_count, strategy="STRICT_SPREAD" or "PACK")` with one bundle per instance (`{"CPU": n, "GPU": g}` from the
-job's resources), waits for `pg.ready()`, starts one actor per bundle with
-`PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)`, and has actor i run rank i's wrapper as
-built here (its env carrying RANK/WORLD_SIZE/MASTER_ADDR, the latter from actor 0's node IP), streaming each line to
-the driver's stdout with a rank prefix, so that `output()`, `wait()`, `stop()` and `reap()` below work unchanged on
-the one submission. The actors are owned by the driver, so stopping the job ends every rank with it.
+Distributed jobs: runner/backends/ray_group.py (RayGroupBackend) submits one job whose driver, shipped in the
+same zip, reserves a placement group of one bundle per instance and starts each instance's ranks from an actor.
 """
 
 from __future__ import annotations

@@ -116,8 +116,12 @@ local ok, err = pcall(function()
 
   -- 6. The lens's command: validate, answered with a one-line summary.
   local client = vim.lsp.get_client_by_id(client_id)
-  if results.lenses[1] then
-    local lens = results.lenses[1]
+  local validate_lens = nil
+  for _, candidate in ipairs(results.lenses) do
+    if candidate.command == "mljob.validate" then validate_lens = candidate end
+  end
+  if validate_lens then
+    local lens = validate_lens
     local reply = client.request_sync("workspace/executeCommand",
       { command = lens.command, arguments = lens.arguments }, 10000, buf)
     results.command = reply and reply.result

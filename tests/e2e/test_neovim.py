@@ -112,7 +112,7 @@ def test_definition_of_an_input(seen, job) -> None:
 def test_code_lens_and_its_command(seen, job) -> None:
     path, _ = job
     assert [(lens["line"], lens["title"], lens["command"]) for lens in seen["lenses"]] == [
-        (0, "Validate", "mljob.validate")]
+        (0, "▶ Run locally", "mljob.runLocally"), (0, "Validate", "mljob.validate")]
     assert seen["command"].startswith(f"{path.name}:")
 
 

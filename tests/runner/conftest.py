@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,3 +120,33 @@ def no_leftovers(engine: object, home: Path) -> Iterator[None]:
     for container in left:
         container.remove(force=True)
     assert not left, f"containers left behind: {[c.labels for c in left]}"
+
+
+# --- a Ray head for the `ray` compute's tests (test_ray.py, test_ray_distributed.py): one per session ------------
+
+HEAD = ROOT / "scripts" / "ray-head"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[str]:
+    """The dashboard address of a head of this test session only: its own ports and its own (short: Ray's socket
+    paths must fit in 107 bytes) temp dir, so a head someone else runs on this machine is never touched."""
+    pytest.importorskip("ray.job_submission", reason="Ray is not installed: .venv/bin/pip install -e '.[dev,ray]'")
+    place = tempfile.mkdtemp(prefix="mljob-ray-", dir="/tmp")
+    env = {**os.environ, "MLJOB_RAY_DIR": place, "MLJOB_PYTHON": sys.executable,
+           "MLJOB_RAY_PORT": str(_free_port()), "MLJOB_RAY_DASHBOARD_PORT": str(_free_port()),
+           "MLJOB_RAY_CLIENT_PORT": str(_free_port()), "MLJOB_RAY_AGENT_PORT": str(_free_port())}
+    started = subprocess.run([str(HEAD), "start"], env=env, capture_output=True, text=True, timeout=180)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        stopped = subprocess.run([str(HEAD), "stop"], env=env, capture_output=True, text=True, timeout=120)
+        shutil.rmtree(place, ignore_errors=True)
+        assert stopped.returncode == 0, stopped.stderr

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,37 +17,10 @@ from mljob.runner import problems
 from mljob.runner.backends.base import Launch, Mount
 from mljob.runner.backends.ray import RayBackend, _Markers, _status
 
+from tests.runner.conftest import _free_port
+
 # Ray's job SDK opens its log stream with an argument aiohttp has deprecated; not ours to change.
 pytestmark = pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")
-
-ROOT = Path(__file__).resolve().parents[2]
-HEAD = ROOT / "scripts" / "ray-head"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def ray_head() -> Iterator[str]:
-    """The dashboard address of a head of this test session only: its own ports and its own (short: Ray's socket
-    paths must fit in 107 bytes) temp dir, so a head someone else runs on this machine is never touched."""
-    pytest.importorskip("ray.job_submission", reason="Ray is not installed: .venv/bin/pip install -e '.[dev,ray]'")
-    place = tempfile.mkdtemp(prefix="mljob-ray-", dir="/tmp")
-    env = {**os.environ, "MLJOB_RAY_DIR": place, "MLJOB_PYTHON": sys.executable,
-           "MLJOB_RAY_PORT": str(_free_port()), "MLJOB_RAY_DASHBOARD_PORT": str(_free_port()),
-           "MLJOB_RAY_CLIENT_PORT": str(_free_port()), "MLJOB_RAY_AGENT_PORT": str(_free_port())}
-    started = subprocess.run([str(HEAD), "start"], env=env, capture_output=True, text=True, timeout=180)
-    try:
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        stopped = subprocess.run([str(HEAD), "stop"], env=env, capture_output=True, text=True, timeout=120)
-        shutil.rmtree(place, ignore_errors=True)
-        assert stopped.returncode == 0, stopped.stderr
-
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
     """Polls `condition` (the bound only turns a hang into a failure; nothing here asserts how fast)."""
