@@ -5,6 +5,7 @@ user_logs/std_log_process_RANK.txt; rank 0's log is the run's stream. The first 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from mljob.runner import problems
 from mljob.runner.backends.base import Launch
 from mljob.runner.backends.process import ProcessBackend, _shell, _signal_group
 from mljob.runner.backends.units import Unit, layout_of, units
@@ -57,6 +59,11 @@ class ProcessGroupBackend(ProcessBackend):
 
     def start(self, launch: Launch) -> dict[str, str]:
         layout = layout_of(self.distribution, self.instance_count, dict(launch.env), None, free_port())
+        if layout.kind == "mpi" and shutil.which("mpirun") is None:
+            raise problems.plain(None, problems.ENVIRONMENT, "an mpi job on the process compute runs Open MPI's "
+                                 "`mpirun` from this machine's PATH, and there is none: install it (Debian: "
+                                 "`apt-get install openmpi-bin`), or run in Docker with `--set compute=local` and an "
+                                 "image that has it (scripts/build-dist-image builds one).")
         folder = launch.workdir.parent / "user_logs"
         folder.mkdir(parents=True, exist_ok=True)
         base = dict(os.environ)

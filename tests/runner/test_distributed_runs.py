@@ -286,3 +286,11 @@ def test_cancel_stops_every_rank(mljob: Mljob, write_job, compute: str, request:
     else:
         assert containers_of(engine, name) == []
         assert not engine.networks.list(names=[f"mljob-{name}"])  # type: ignore[attr-defined]
+
+
+def test_mpi_on_the_process_compute_without_mpirun_says_what_to_do(mljob: Mljob, write_job,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # this machine has no mpirun either; make sure of it
+    done = mljob("run", str(write_job(MPI_JOB)), "--set", "compute=process")
+    assert done.returncode == 1
+    assert "mpirun" in done.stdout and "apt-get install openmpi-bin" in done.stdout
