@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 from mljob.runner import orphans, problems, registry
+from mljob.runner.backends import backend_for
 from mljob.runner.execute import Execution, Outcome, runs_dir, submit
 from mljob.runner.history import History, RunView, local_path
 from mljob.runner.sweep import space as space_mod
@@ -265,7 +266,18 @@ class Driver:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _prepare_environment(self) -> None:
+        """Resolve (or build) the trials' image once, before any trial: concurrent trials would otherwise each build
+        the same image, and a broken environment fails the sweep once instead of every trial."""
+        probe = self.sweep.trial_plan(f"{self.sweep.name}_env", {})
+        backend = backend_for(probe.compute_type, probe)
+        check = getattr(backend, "check", None)
+        if check is not None:
+            check()
+        backend.prepare(probe.environment, Path(probe.folder), self.say)
+
     def _loop(self) -> Outcome:
+        self._prepare_environment()
         study = self._study()
         self._settle(study)
         deadline = self._deadline()

@@ -301,3 +301,23 @@ def test_resume_after_the_driver_is_killed(home: Path, tmp_path: Path) -> None:
             assert sum(t.tags["mljob.trial"] == view.tags["mljob.trial"] for t in counted) == 1
     study = optuna.load_study(study_name="killed_sweep", storage=_storage())
     assert len(study.trials) == 6 and all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+def test_an_environment_that_cannot_run_fails_the_sweep_once(mljob: Mljob, tmp_path: Path, engine: object) -> None:
+    path = _sweep_file(tmp_path, """\
+        type: sweep
+        trial:
+          command: python train.py
+          code: src
+          environment: {image: example.org/team/missing:1}
+        sampling_algorithm: random
+        search_space:
+          x: {type: uniform, min_value: 0, max_value: 1}
+        objective: {goal: minimize, primary_metric: loss}
+        limits: {max_total_trials: 5, max_concurrent_trials: 2}
+    """, "")
+    done = mljob("run", str(path), "--name", "no_image_sweep")
+    assert done.returncode == 1
+    sweep = history().find("no_image_sweep")
+    assert sweep.status == "Failed" and "MLJ405" in sweep.reason and "example.org/team/missing:1" in sweep.reason
+    assert _trials("no_image_sweep") == []  # not five trials failing the same way
