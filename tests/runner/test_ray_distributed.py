@@ -18,20 +18,9 @@ from mljob.runner.backends.ray_group import RayGroupBackend, driver_source
 
 from tests.runner.conftest import Mljob
 from tests.runner.helpers import history, run_name, wait_for
+from tests.runner.test_distributed_runs import ALL_REDUCE
 
 pytestmark = pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")
-
-ALL_REDUCE = """\
-import torch
-import torch.distributed as dist
-dist.init_process_group("gloo", init_method="env://")
-rank = dist.get_rank()
-value = torch.tensor([float(rank + 1)])
-dist.all_reduce(value)
-print(f"rank {rank} of {dist.get_world_size()}: sum {value.item():g}", flush=True)
-assert value.item() == sum(range(1, dist.get_world_size() + 1))
-dist.destroy_process_group()
-"""
 
 TORCH_JOB = """\
 $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
