@@ -37,12 +37,22 @@ __all__ = ["NAME_TAG", "PARENT_TAG", "REASON_TAG", "STATUS_TAG", "STATUSES", "TE
            "RunView", "default_store", "local_path", "tracking_uri"]
 
 
+def _mlflow_store(uri: str) -> Store:
+    from mljob.runner.history_mlflow import MlflowStore
+
+    try:
+        return MlflowStore(uri)
+    except Exception as err:  # a server that does not answer, a store of a newer MLflow: the user's to fix
+        from mljob.runner import problems
+
+        raise problems.plain(None, problems.ENGINE, f"the run history at {uri} cannot be opened: {err} (set "
+                             "MLFLOW_TRACKING_URI to another store, or leave it unset for mljob's own)") from None
+
+
 def _open(uri: str) -> Store:
     path = local_path(uri)
     if path is None or urlparse(uri).scheme != "sqlite":
-        from mljob.runner.history_mlflow import MlflowStore
-
-        return MlflowStore(uri)
+        return _mlflow_store(uri)
     from mljob.runner import history_sqlite
 
     if not path.exists():
@@ -53,9 +63,7 @@ def _open(uri: str) -> Store:
         create_store(uri)
     if history_sqlite.revision(path) in history_sqlite.KNOWN_REVISIONS:
         return history_sqlite.SqliteStore(uri)
-    from mljob.runner.history_mlflow import MlflowStore
-
-    return MlflowStore(uri)
+    return _mlflow_store(uri)
 
 
 class History:

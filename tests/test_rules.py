@@ -232,3 +232,27 @@ def test_placeholder_environment_is_an_error_and_compute_a_warning():
     found = run(CMD + "command: echo\nenvironment: < your environment name >\ncompute: < your compute >\n")
     assert [(d.line + 1, d.column + 1, d.severity.label) for d in only(found, "MLJ217")] == [
         (3, 14, "error"), (4, 10, "warning")]
+
+
+@pytest.mark.parametrize("values, message", [
+    ("[1, [2]]", "may hold only strings, numbers and booleans"),
+    ("[1, {a: 2}]", "may hold only strings, numbers and booleans"),
+    ("[1, null]", "holds null"),
+    ("[1, ~]", "holds null"),
+])
+def test_choice_values_the_sampler_cannot_pass_on_are_errors_where_they_stand(values: str, message: str) -> None:
+    # The runner's sampler (runner/sweep/space.py) refuses these too; the validator must say so first, so that
+    # `mljob validate`, the editor and `mljob run` agree.
+    from mljob.runner.sweep.space import SpaceError, parse_space
+
+    text = ("$schema: https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json\ntype: sweep\ntrial:\n"
+            "  command: echo ${{search_space.x}}\n  environment: {image: python:3.11}\nsampling_algorithm: random\n"
+            f"search_space:\n  x: {{type: choice, values: {values}}}\n"
+            "objective: {goal: minimize, primary_metric: loss}\nlimits: {max_total_trials: 2}\n")
+    found = [d for d in validate_text(text, None).diagnostics if d.code == "MLJ208"]
+    assert len(found) == 1 and message in found[0].message
+    assert found[0].range.start.line == 7 and found[0].range.start.column == text.splitlines()[7].index("[1, ") + 4
+    import yaml
+
+    with pytest.raises(SpaceError, match=message.split(" ")[0]):
+        parse_space(yaml.safe_load(text)["search_space"])

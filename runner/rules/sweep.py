@@ -72,6 +72,14 @@ def _entry(name: str, key: ScalarNode, spec: Node, grid: bool) -> Iterator[Diagn
         values = get(spec, "values")
         if isinstance(values, SequenceNode) and not values.value:
             yield _error(values, "MLJ208", f"`{name}`: `values` is empty; list at least one value to choose from.")
+        for item in values.value if isinstance(values, SequenceNode) else ():
+            # The sampler (runner/sweep/space.py) passes each value to the trial's command line as text.
+            if isinstance(item, ScalarNode) and item.tag == "tag:yaml.org,2002:null":
+                yield _error(item, "MLJ208", f"`{name}`: `values` holds null, which a trial cannot receive as an "
+                             "argument; remove it, or quote it ('null') to pass the text.")
+            elif not isinstance(item, ScalarNode):
+                yield _error(item, "MLJ208", f"`{name}`: `values` may hold only strings, numbers and booleans "
+                             "(nested search spaces are not supported); list plain values.")
 
 
 def check(ctx: RuleContext) -> Iterator[Diagnostic]:
