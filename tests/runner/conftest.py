@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from mljob.runner.distribute import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -127,12 +127,6 @@ def no_leftovers(engine: object, home: Path) -> Iterator[None]:
 HEAD = ROOT / "scripts" / "ray-head"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[str]:
     """The dashboard address of a head of this test session only: its own ports and its own (short: Ray's socket
@@ -140,8 +134,8 @@ def ray_head() -> Iterator[str]:
     pytest.importorskip("ray.job_submission", reason="Ray is not installed: .venv/bin/pip install -e '.[dev,ray]'")
     place = tempfile.mkdtemp(prefix="mljob-ray-", dir="/tmp")
     env = {**os.environ, "MLJOB_RAY_DIR": place, "MLJOB_PYTHON": sys.executable,
-           "MLJOB_RAY_PORT": str(_free_port()), "MLJOB_RAY_DASHBOARD_PORT": str(_free_port()),
-           "MLJOB_RAY_CLIENT_PORT": str(_free_port()), "MLJOB_RAY_AGENT_PORT": str(_free_port())}
+           "MLJOB_RAY_PORT": str(free_port()), "MLJOB_RAY_DASHBOARD_PORT": str(free_port()),
+           "MLJOB_RAY_CLIENT_PORT": str(free_port()), "MLJOB_RAY_AGENT_PORT": str(free_port())}
     started = subprocess.run([str(HEAD), "start"], env=env, capture_output=True, text=True, timeout=180)
     try:
         assert started.returncode == 0, started.stdout + started.stderr

@@ -8,7 +8,6 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,12 @@ import pytest
 from mljob.runner import problems
 from mljob.runner.backends.base import Launch, Mount
 from mljob.runner.backends.ray import RayBackend, _Markers, _status
+from mljob.runner.distribute import free_port
 
-from tests.runner.conftest import _free_port
+from tests.runner.helpers import wait_for
 
 # Ray's job SDK opens its log stream with an argument aiohttp has deprecated; not ours to change.
 pytestmark = pytest.mark.filterwarnings("ignore:ssl=None is deprecated:DeprecationWarning")
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Polls `condition` (the bound only turns a hang into a failure; nothing here asserts how fast)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.1)
-
 
 def _folders(tmp_path: Path) -> Path:
     """A run's work folder as execute._prepare leaves it: the code snapshot with ./outputs and ./logs."""
@@ -213,7 +205,7 @@ def test_reap_stops_a_job_left_by_a_dead_runner(ray_head: str, tmp_path: Path) -
 def test_reap_without_a_submission_or_an_answering_cluster() -> None:
     assert RayBackend.reap({}) == "no Ray job had been submitted"
     pytest.importorskip("ray.job_submission", reason="Ray is not installed")
-    said = RayBackend.reap({"address": f"http://127.0.0.1:{_free_port()}", "submission_id": "mljob-x-1"})
+    said = RayBackend.reap({"address": f"http://127.0.0.1:{free_port()}", "submission_id": "mljob-x-1"})
     assert "does not answer" in said and "mljob-x-1" in said
 
 
@@ -227,7 +219,7 @@ def test_missing_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_no_dashboard_is_an_engine_problem() -> None:
     pytest.importorskip("ray.job_submission", reason="Ray is not installed")
-    address = f"http://127.0.0.1:{_free_port()}"
+    address = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(problems.RunError, match=f"{problems.ENGINE}: no Ray dashboard answers at {address}"):
         RayBackend(address).check()
 
