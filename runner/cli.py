@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -208,6 +209,7 @@ def _add_runner_verbs(verbs: argparse._SubParsersAction, job_verbs: argparse._Su
     ui.set_defaults(run=_ui)
 
 
+@functools.cache  # built once per process: the resident runner builds it before forking its calls
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mljob", description="Validate, migrate and run Azure ML job files "
                                      "on your own machines.")

@@ -130,23 +130,15 @@ class Engine:
         found = self.call("POST", f"/containers/{container}/wait", timeout=None)
         return int(found.get("StatusCode", -1))
 
-    def logs(self, container: str) -> Iterator[bytes]:
-        """stdout and stderr as they come, until the container ends (the engine's multiplexed frames, unwrapped)."""
-        conn, response = self._send("GET", f"/containers/{container}/logs?follow=1&stdout=1&stderr=1",
+    def attach(self, container: str) -> Iterator[bytes]:
+        """stdout and stderr from the container's start to its end; call it before `start` so nothing is missed.
+
+        What `docker run` does too: a log stream opened after a short job has ended takes the engine ~90 ms to
+        answer, an attached stream ends the moment the container does.
+        """
+        conn, response = self._send("POST", f"/containers/{container}/attach?stream=1&stdout=1&stderr=1",
                                     timeout=None)
-        try:
-            while True:
-                header = response.read(8)
-                if len(header) < 8:
-                    return
-                size = int.from_bytes(header[4:8], "big")
-                if size:
-                    chunk = response.read(size)
-                    if not chunk:
-                        return
-                    yield chunk
-        finally:
-            conn.close()
+        return _frames(conn, response)
 
     def stop(self, container: str, grace: int) -> None:
         self.call("POST", f"/containers/{container}/stop?t={grace}", timeout=grace + 30)
@@ -169,3 +161,20 @@ class Engine:
     def networks(self, labels: list[str]) -> list[dict[str, Any]]:
         filters = json.dumps({"label": labels})
         return list(self.call("GET", f"/networks?{urlencode({'filters': filters})}") or [])
+
+
+def _frames(conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> Iterator[bytes]:
+    """The payloads of the engine's multiplexed stream (8-byte header: stream, 3 zero bytes, big-endian size)."""
+    try:
+        while True:
+            header = response.read(8)
+            if len(header) < 8:
+                return
+            size = int.from_bytes(header[4:8], "big")
+            if size:
+                chunk = response.read(size)
+                if not chunk:
+                    return
+                yield chunk
+    finally:
+        conn.close()

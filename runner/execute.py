@@ -111,6 +111,7 @@ def submit(job: Job, overrides: list[str], name: str | None = None, *, plan: Pla
     check = getattr(backend, "check", None)
     if check is not None:
         check()
+    origin = snapshot.start_git_info(Path(plan.code or plan.folder))  # git answers while the store opens
     history = history or History()
     plan.name, run_dir = reserve(name, plan.name, history)
     tags = {
@@ -123,7 +124,7 @@ def submit(job: Job, overrides: list[str], name: str | None = None, *, plan: Pla
         "mljob.run_dir": str(run_dir),
         "mlflow.source.name": plan.job_file,
         "mlflow.source.type": "LOCAL",
-        **snapshot.git_info(Path(plan.code or plan.folder)),
+        **origin(),
     }
     if plan.overrides:
         tags["mljob.overrides"] = " ".join(plan.overrides)
@@ -323,12 +324,15 @@ class Execution:
             previous = self._install_signals()
             log_file(self.s.run_dir).parent.mkdir(parents=True, exist_ok=True)
             launch = self._prepare()
-            history.set_tags(run_id, {"mljob.command.resolved": launch.command, "mljob.image": launch.image or ""})
             orphans.register(name, {"started": True})
             self._started = True  # from here a signal stops the job instead of interrupting this code
             if self.cancel_reason is not None:
                 raise _Canceled()
-            facts = self.s.backend.start(launch)
+            try:
+                facts = self.s.backend.start(launch)
+            finally:  # recorded once the job is under way (or failed to start): one commit less before it starts
+                history.set_tags(run_id, {"mljob.command.resolved": launch.command,
+                                          "mljob.image": launch.image or ""})
             orphans.register(name, facts)
             self._set_status("Running")
             self._pump = threading.Thread(target=self._pump_output, name="output", daemon=True)
@@ -365,9 +369,10 @@ class Execution:
         history, run_id, run_dir = self.s.history, self.s.run_id, self.s.run_dir
         if self._pump is not None:
             self._pump.join(timeout=2)  # the output ends with the command; what it printed last is kept
+        # Removing a container takes the engine ~15 ms: the record is finished meanwhile, and the run gets its final
+        # status only once the container (or process group) is gone.
+        removal = _Removal(self.s.backend)
         try:
-            self.s.backend.remove()
-        finally:
             if self._pump is not None:
                 self._pump.join(timeout=5)
             live.stop()
@@ -380,11 +385,36 @@ class Execution:
                     history.log_artifacts(run_id, run_dir / "named-outputs" / name, f"named-outputs/{name}")
             except Exception as err:  # noqa: BLE001 (the run is still closed, with the reason)
                 outcome.status, outcome.reason = "Failed", f"could not save the artifacts: {err}"
+        finally:
+            removal.join()
             self._set_status(outcome.status, outcome.reason or None)
             orphans.unregister(self.plan.name)
             if outcome.status == "Completed":
                 for bulky in ("wd", "inputs", "named-outputs"):
                     shutil.rmtree(run_dir / bulky, ignore_errors=True)
+        removal.reraise()
+
+
+class _Removal:
+    """`backend.remove()` on a thread of its own; its error, if any, is raised by `reraise` as the call would have."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(backend,), name="remove", daemon=True)
+        self._thread.start()
+
+    def _run(self, backend: Backend) -> None:
+        try:
+            backend.remove()
+        except BaseException as err:  # noqa: BLE001 (handed to the caller's thread)
+            self._error = err
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def reraise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def last_lines(run_dir: Path, count: int = TAIL_LINES) -> list[str]:

@@ -61,9 +61,8 @@ def _open(uri: str) -> Store:
         from mljob.runner.history_mlflow import create_store
 
         create_store(uri)
-    if history_sqlite.revision(path) in history_sqlite.KNOWN_REVISIONS:
-        return history_sqlite.SqliteStore(uri)
-    return _mlflow_store(uri)
+    known = history_sqlite.open_known(uri, wal=path == default_store() / "mlflow.db")
+    return known if known is not None else _mlflow_store(uri)
 
 
 class History:

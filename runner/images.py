@@ -24,6 +24,7 @@ rebuilt and a changed one never reuses a stale image.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -45,7 +46,8 @@ BASE_IMAGE = "mljob/base:bookworm"
 BUILT_REPOSITORY = "mljob/env"
 # Bump when the generated Dockerfiles or the hash inputs change: old tags must not be reused.
 _RECIPE_VERSION = "1"
-_CA_BUNDLE = Path(os.environ.get("MLJOB_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
+def _ca_bundle() -> Path:
+    return Path(os.environ.get("MLJOB_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 _DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 Progress = Callable[[str], None]
@@ -246,6 +248,11 @@ def _yaml_key(text: str) -> str:
 # -------------------------------------------------------------------------------------------------------- mappings
 
 
+@functools.cache
+def _default_mappings() -> dict[str, Any]:
+    return yaml.load(default_environments_file_content(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 class _Mappings:
     """The `images:` and `environments:` sections, with exact, normalized and glob lookups."""
 
@@ -257,7 +264,7 @@ class _Mappings:
         path = registry.environments_file(override)
         if path.exists():
             return cls(path, registry.images(path), registry.environments(path), builtin=False)
-        data = yaml.safe_load(default_environments_file_content())
+        data = _default_mappings()
         return cls(path, dict(data["images"]), dict(data["environments"]), builtin=True)
 
     def origin(self, key: str) -> str:
@@ -621,9 +628,10 @@ def _conda_dockerfile(
 
 def _copy_ca(context: Path, lines: list[str]) -> str:
     """Adds the host's CA bundle to the build; the environment assignments that make pip and conda use it."""
-    if not _CA_BUNDLE.is_file():
+    bundle = _ca_bundle()
+    if not bundle.is_file():
         return ""
-    (context / "ca.crt").write_bytes(_CA_BUNDLE.read_bytes())
+    (context / "ca.crt").write_bytes(bundle.read_bytes())
     lines.append("COPY ca.crt /tmp/mljob/ca.crt")
     ca = "/tmp/mljob/ca.crt"
     return f"PIP_CERT={ca} REQUESTS_CA_BUNDLE={ca} SSL_CERT_FILE={ca} CONDA_SSL_VERIFY={ca}"

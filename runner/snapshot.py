@@ -164,28 +164,54 @@ def copy_code(source: Path, destination: Path, progress: Callable[[str], None] |
     return stats
 
 
-def _git(folder: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def git_info(folder: Path) -> dict[str, str]:
     """Tags naming the code's origin (MLflow's own keys where it has them); empty outside a git work tree."""
-    commit = _git(folder, "rev-parse", "HEAD")
-    if commit is None:
+    return start_git_info(folder)()
+
+
+def start_git_info(folder: Path) -> Callable[[], dict[str, str]]:
+    """Starts the git calls for `git_info` and returns what waits for their answer, so the caller can work meanwhile.
+
+    Two git calls, run at once (one `status --porcelain=v2 --branch` gives the commit, the branch and whether the tree
+    is dirty): every job pays for these before its container starts.
+    """
+    def spawn(*args: str) -> subprocess.Popen[str] | None:
+        try:
+            return subprocess.Popen(["git", "--no-optional-locks", "-C", str(folder), *args], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            return None
+
+    def result(proc: subprocess.Popen[str] | None) -> str | None:
+        if proc is None:
+            return None
+        try:
+            out, _ = proc.communicate(timeout=10)
+        except subprocess.SubprocessError:
+            proc.kill()
+            proc.communicate()
+            return None
+        return out if proc.returncode == 0 else None
+
+    status_proc = spawn("status", "--porcelain=v2", "--branch")
+    remote_proc = spawn("remote", "get-url", "origin")
+    return lambda: _git_tags(result(status_proc), result(remote_proc))
+
+
+def _git_tags(status: str | None, remote: str | None) -> dict[str, str]:
+    if status is None:
+        return {}
+    headers = dict(line[2:].split(" ", 1) for line in status.splitlines() if line.startswith("# ") and " " in line[2:])
+    commit = headers.get("branch.oid", "(initial)")
+    if commit == "(initial)":
         return {}
     tags = {"mlflow.source.git.commit": commit}
-    branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    branch = headers.get("branch.head", "")
     if branch:
-        tags["mlflow.source.git.branch"] = branch
-    remote = _git(folder, "remote", "get-url", "origin")
-    if remote:
-        tags["mlflow.source.git.repoURL"] = _without_credentials(remote)
-    status = _git(folder, "status", "--porcelain")
-    tags["mljob.git.dirty"] = "true" if status else "false"
+        tags["mlflow.source.git.branch"] = "HEAD" if branch == "(detached)" else branch
+    if remote and remote.strip():
+        tags["mlflow.source.git.repoURL"] = _without_credentials(remote.strip())
+    tags["mljob.git.dirty"] = "true" if any(not line.startswith("#") for line in status.splitlines()) else "false"
     return tags
 
 

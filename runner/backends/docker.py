@@ -63,6 +63,7 @@ class DockerBackend(Backend):
         self._container: str | None = None
         self._exit: dict[str, Any] = {}
         self._waiter: threading.Thread | None = None
+        self._output: Iterator[bytes] | None = None
 
     def check(self) -> None:
         """Fail before anything is recorded when no engine answers."""
@@ -111,9 +112,13 @@ class DockerBackend(Backend):
         assert self.api is not None
         try:
             self._container = self.api.create(self.config(launch))
+            self._output = self.api.attach(self._container)
             self.api.start(self._container)
         except (engine_api.APIError, engine_api.EngineDown, ValueError) as err:
             # A container that was created but not started is removed here.
+            if self._output is not None:
+                self._output.close()  # type: ignore[attr-defined]
+                self._output = None
             self.reap({"name": launch.name})
             self._container = None
             raise problems.plain(None, problems.ENGINE, f"the Docker engine did not start the container: {err}") \
@@ -130,8 +135,8 @@ class DockerBackend(Backend):
             self._exit.update(StatusCode=-1, Error=str(err))
 
     def output(self) -> Iterator[bytes]:
-        assert self.api is not None and self._container is not None
-        yield from self.api.logs(self._container)
+        assert self._output is not None
+        yield from self._output
 
     def wait(self, timeout: float) -> int | None:
         assert self._waiter is not None

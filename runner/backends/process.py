@@ -82,6 +82,7 @@ class ProcessBackend(Backend):
         _signal_group(self._proc.pid, signal.SIGKILL)
         if self._proc.poll() is None:
             self._proc.wait()
+        wait_group_gone(self._proc.pid)
 
     @staticmethod
     def reap(facts: dict[str, str]) -> str:
@@ -96,6 +97,34 @@ class ProcessBackend(Backend):
         if alive:
             _signal_group(pgid, signal.SIGKILL)
         return f"process group {pgid} ended" if alive or pgid else "process group already gone"
+
+
+def wait_group_gone(pgid: int, timeout: float = 5.0) -> bool:
+    """After a SIGKILL: wait until no live process is left in the group (the kill lands a moment after it is sent,
+    and a run's record must not say it ended while a process of it still runs). Zombies are not waited for: their
+    reaping is their new parent's business (often PID 1)."""
+    deadline = time.monotonic() + timeout
+    while _group_members(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def _group_members(pgid: int) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            found.append(int(entry.name))
+    return found
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

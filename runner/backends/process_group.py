@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from mljob.runner import problems
 from mljob.runner.backends.base import Launch
-from mljob.runner.backends.process import ProcessBackend, _shell, _signal_group
+from mljob.runner.backends.process import ProcessBackend, _shell, _signal_group, wait_group_gone
 from mljob.runner.backends.units import Unit, layout_of, units
 from mljob.runner.distribute import free_port
 
@@ -115,6 +115,8 @@ class ProcessGroupBackend(ProcessBackend):
             _signal_group(proc.pid, signal.SIGKILL)  # children a rank left in the background go too
             if proc.poll() is None:
                 proc.wait()
+        for _, proc in self._procs:
+            wait_group_gone(proc.pid)
         for log in self._logs:
             log.close()
         self._logs = []

@@ -56,3 +56,15 @@ def test_git_facts_and_dirty_flag(tmp_path: Path) -> None:
     (repo / "src" / "train.py").write_text("print(2)\n")
     assert git_info(repo / "src")["mljob.git.dirty"] == "true"
     assert git_info(tmp_path / "nowhere-near-git") == {}
+    branch = subprocess.run(["git", "-C", str(repo), "branch", "--show-current"], capture_output=True, text=True)
+    assert clean["mlflow.source.git.branch"] == branch.stdout.strip()
+    git("checkout", "-q", "--detach")
+    detached = git_info(repo / "src")
+    assert detached["mlflow.source.git.branch"] == "HEAD"  # as `git rev-parse --abbrev-ref HEAD` says it
+    assert detached["mlflow.source.git.commit"] == clean["mlflow.source.git.commit"]
+
+
+def test_git_facts_of_a_repository_without_commits(tmp_path: Path) -> None:
+    _make(tmp_path / "fresh", {"train.py": "print(1)\n"})
+    subprocess.run(["git", "-C", str(tmp_path / "fresh"), "init", "-q"], check=True)
+    assert git_info(tmp_path / "fresh") == {}  # nothing to name yet
