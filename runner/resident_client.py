@@ -29,6 +29,8 @@ import zlib
 
 PROTOCOL = 2  # in the socket's name: a resident process never gets a request it cannot read
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
+_KEPT_PREFIXES = ("PYTHON", "LC_", "MLJOB_DAEMON")
+_KEPT = {"PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV", "XDG_RUNTIME_DIR", "MLJOB_DEBUG"}
 MAX_MESSAGE = 1 << 18  # a request is the argument list and the environment; anything larger runs in-process
 
 
@@ -185,9 +187,12 @@ def start(path: str, folder: str) -> None:
     """Start a resident process in the background for the next call (this one runs in-process meanwhile)."""
     log = os.path.join(folder, "runner.log")
     argv = [sys.executable, "-P", "-m", "mljob", "daemon", "serve", "--socket", path]
+    # Every call brings its own environment; the resident process keeps only what shapes Python itself (the import
+    # path, the locale), not this caller's tokens and passwords for as long as it lives.
+    env = {k: v for k, v in os.environ.items() if k.startswith(_KEPT_PREFIXES) or k in _KEPT}
     try:  # noqa: SIM105 (contextlib is an import this module avoids)
         # The caller may have signals blocked (see `call`); the resident process must start with none blocked.
-        os.posix_spawn(sys.executable, argv, dict(os.environ), setsid=True, setsigmask=(),
+        os.posix_spawn(sys.executable, argv, env, setsid=True, setsigmask=(),
                        setsigdef=FORWARDED, file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),

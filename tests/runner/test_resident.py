@@ -225,3 +225,10 @@ def test_sigterm_ends_the_resident_process_and_the_running_call_still_reports(re
     assert proc.wait(60) == 0 and "finished" in rest  # the call, a process of its own, ran to its end and said so
     assert history().find(name).status == "Completed"  # type: ignore[union-attr]
     assert resident.cli("daemon", "status").returncode == 3
+
+
+def test_the_resident_process_keeps_no_callers_secrets(resident: Resident) -> None:
+    first = resident.start({"MLJOB_TEST_SECRET": "hunter2", "AWS_SECRET_ACCESS_KEY": "abc"})
+    environ = Path(f"/proc/{first['pid']}/environ").read_bytes().split(b"\0")
+    assert not [v for v in environ if b"hunter2" in v or b"AWS_SECRET" in v]
+    assert any(v.startswith(b"PATH=") for v in environ)
