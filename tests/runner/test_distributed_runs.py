@@ -131,7 +131,7 @@ def test_a_crashing_rank_fails_the_job_and_stops_the_others(mljob: Mljob, write_
     assert "rank 1 crashes" in logs["std_log_process_1.txt"]
     assert all("waits" in logs[f"std_log_process_{r}.txt"] for r in (0, 2, 3))
     if compute == "process":
-        assert not any("sleep 300" in _cmdline(pid) for pid in _pids())
+        assert _processes_of(view.run_id) == []
     else:
         assert containers_of(engine, name) == []
         assert not engine.networks.list(names=[f"mljob-{name}"])  # type: ignore[attr-defined]
@@ -139,6 +139,22 @@ def test_a_crashing_rank_fails_the_job_and_stops_the_others(mljob: Mljob, write_
 
 def _pids() -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _processes_of(run_id: str) -> list[str]:
+    """Live processes (not zombies) that carry the run's MLFLOW_RUN_ID: what a rank or its children would be."""
+    mark = f"MLFLOW_RUN_ID={run_id}".encode()
+    found = []
+    for pid in _pids():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        state, ppid, pgid = stat[stat.rfind(")") + 2:].split()[:3]
+        if mark in environ and state not in ("Z", "X"):
+            found.append(f"pid {pid} ({state}, parent {ppid}, group {pgid}): {_cmdline(pid)}")
+    return found
 
 
 def _cmdline(pid: int) -> str:
@@ -279,10 +295,13 @@ def test_cancel_stops_every_rank(mljob: Mljob, write_job, compute: str, request:
     wait_for(lambda: all((folder / f"std_log_process_{r}.txt").is_file() and "up" in
                          (folder / f"std_log_process_{r}.txt").read_text() for r in range(4)),
              timeout=120, what="every rank to start")
+    run_id = history().find(name).run_id  # type: ignore[union-attr]
+    if compute == "process":
+        assert len(_processes_of(run_id)) == 4  # the 4 ranks (bash execs the last command): the check sees them
     canceled = mljob("job", "cancel", "-n", name)
     assert canceled.returncode == 0 and "Canceled" in canceled.stdout, canceled.stdout + canceled.stderr
     if compute == "process":
-        assert not any("sleep 300" in _cmdline(pid) for pid in _pids())
+        assert _processes_of(run_id) == []
     else:
         assert containers_of(engine, name) == []
         assert not engine.networks.list(names=[f"mljob-{name}"])  # type: ignore[attr-defined]
