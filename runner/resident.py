@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from mljob.runner.resident_client import MAX_MESSAGE, runtime_dir, socket_path
 
 DEFAULT_IDLE = 1800.0  # seconds without a call before the process leaves
-# Imported before serving, so a call pays for none of them. Ray and MLflow's client stay out: they are large and
-# only some calls need them.
+# Every mljob.runner module is imported before serving (with Optuna, for sweeps), so a call pays for none of them.
+# Ray and MLflow's client are not: mljob imports them only where a call needs them. rsh_agent is a program of its own.
 _COLD = ("mljob.runner.rsh_agent",)
 _WARM_TEXT = """\
 $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
