@@ -112,6 +112,13 @@ def _job_resume(args: argparse.Namespace) -> int:
     return jobs.resume(args.name, args.stream)
 
 
+def _daemon(args: argparse.Namespace) -> int:
+    # `mljob daemon …` is taken by mljob/__main__.py before this parser; listed here so that --help shows it.
+    from mljob.runner.resident import command
+
+    return command(args.rest)
+
+
 def _job_cancel(args: argparse.Namespace) -> int:
     from mljob.runner import jobs
 
@@ -203,6 +210,11 @@ def _add_runner_verbs(verbs: argparse._SubParsersAction, job_verbs: argparse._Su
     compute_create.set_defaults(run=_compute_create)
     compute_list = compute_verbs.add_parser("list", help="the computes jobs can name")
     compute_list.set_defaults(run=_compute_list)
+
+    daemon = verbs.add_parser("daemon", help="the resident runner later calls hand their work to: status | stop",
+                              add_help=False)
+    daemon.add_argument("rest", nargs=argparse.REMAINDER)
+    daemon.set_defaults(run=_daemon)
 
     ui = verbs.add_parser("ui", help="open the MLflow UI on the run history")
     ui.add_argument("--port", type=int, default=5000)

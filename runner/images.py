@@ -46,8 +46,6 @@ BASE_IMAGE = "mljob/base:bookworm"
 BUILT_REPOSITORY = "mljob/env"
 # Bump when the generated Dockerfiles or the hash inputs change: old tags must not be reused.
 _RECIPE_VERSION = "1"
-def _ca_bundle() -> Path:
-    return Path(os.environ.get("MLJOB_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 _DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 Progress = Callable[[str], None]
@@ -250,7 +248,7 @@ def _yaml_key(text: str) -> str:
 
 @functools.cache
 def _default_mappings() -> dict[str, Any]:
-    return yaml.load(default_environments_file_content(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return yaml.load(default_environments_file_content(), Loader=yaml.CSafeLoader)
 
 
 class _Mappings:
@@ -624,6 +622,10 @@ def _conda_dockerfile(
     lines.append(f"RUN {tls} {pip_env} {shlex.quote(python)} -m pip install -r /tmp/mljob/requirements.txt "
                  "&& rm -rf /tmp/mljob")
     return "\n".join(lines) + "\n", True
+
+
+def _ca_bundle() -> Path:
+    return Path(os.environ.get("MLJOB_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 
 
 def _copy_ca(context: Path, lines: list[str]) -> str:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mljob.runner import registry
+from mljob.runner import procfs, registry
 
 INTERRUPTED_TAG = "mljob.interrupted"
 
@@ -30,14 +30,8 @@ def _entry_path(name: str) -> Path:
 
 def process_start(pid: int) -> str | None:
     """The kernel's start time of a process (field 22 of /proc/PID/stat), or None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return fields[19]
+    found = procfs.stat(pid)
+    return found.start if found is not None and found.alive else None
 
 
 def register(name: str, facts: dict[str, Any]) -> None:

@@ -439,30 +439,47 @@ def _run(argv: list[str]) -> int:
 
 def command(args: list[str]) -> int:
     """`mljob daemon status|stop` (for people) and `mljob daemon serve --socket PATH` (what a call starts)."""
+    import argparse
+
     from mljob.runner import resident_client
 
-    verb = args[0] if args else "status"
-    if verb == "serve":
-        path = args[args.index("--socket") + 1] if "--socket" in args else socket_path()
-        idle = float(args[args.index("--idle") + 1]) if "--idle" in args else float(
-            os.environ.get("MLJOB_DAEMON_IDLE") or DEFAULT_IDLE)
-        return serve(path, idle)
-    if verb in ("status", "stop"):
-        reply = resident_client.control(verb)
-        if reply is None:
-            print(f"no resident runner (its socket would be {socket_path()})")
-            return 0 if verb == "stop" else 3
-        if verb == "stop":
-            running = reply.get("running") or 0
-            print(f"resident runner {reply['socket']} stops" + (f" after its {running} running call(s)"
-                                                                 if running else ""))
-            return 0
-        up = time.time() - float(reply["started"])  # type: ignore[arg-type]
-        print(f"resident runner pid {reply['pid']}, up {up:.0f} s, {reply['served']} call(s) served, "
-              f"{reply['running']} running; socket {reply['socket']}")
+    parser = argparse.ArgumentParser(prog="mljob daemon", description="The resident runner: a warm mljob process "
+                                     "that later calls hand their work to (MLJOB_DAEMON=0 turns it off).")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.add_parser("status", help="whether it runs, since when, how many calls it served (exit 3: none runs)")
+    verbs.add_parser("stop", help="stop it (calls it is running go on to their end)")
+    serve_verb = verbs.add_parser("serve", help="run it in the foreground (what the first call starts)")
+    serve_verb.add_argument("--socket", default=None, help="its socket (default: this installation's)")
+    serve_verb.add_argument("--idle", type=float, default=None, help="seconds without a call before it leaves "
+                            f"(default: MLJOB_DAEMON_IDLE, else {DEFAULT_IDLE:g})")
+    parsed = parser.parse_args(args or ["status"])
+    if parsed.verb == "serve":
+        return serve(parsed.socket or socket_path(), parsed.idle if parsed.idle is not None else _idle_default())
+    reply = resident_client.control(parsed.verb)
+    if reply is None:
+        print(f"no resident runner (its socket would be {socket_path()})")
+        return 0 if parsed.verb == "stop" else 3
+    if parsed.verb == "stop":
+        running = reply.get("running") or 0
+        print(f"resident runner {reply['socket']} stops" + (f" after its {running} running call(s)" if running else ""))
         return 0
-    print("usage: mljob daemon [status | stop]", file=sys.stderr)
-    return 2
+    if "pid" not in reply:
+        print(f"resident runner {reply['socket']} answered {reply}", file=sys.stderr)
+        return 1
+    up = time.time() - float(reply.get("started") or time.time())  # type: ignore[arg-type]
+    print(f"resident runner pid {reply['pid']}, up {up:.0f} s, {reply.get('served')} call(s) served, "
+          f"{reply.get('running')} running; socket {reply['socket']}")
+    return 0
+
+
+def _idle_default() -> float:
+    text = os.environ.get("MLJOB_DAEMON_IDLE") or ""
+    try:
+        return float(text) if text.strip() else DEFAULT_IDLE
+    except ValueError:
+        print(f"mljob daemon: MLJOB_DAEMON_IDLE={text!r} is not a number of seconds; leaving after "
+              f"{DEFAULT_IDLE:g} idle seconds (set it to e.g. 600)", file=sys.stderr)
+        return DEFAULT_IDLE
 
 
 def serve(path: str, idle: float) -> int:

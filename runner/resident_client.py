@@ -47,7 +47,8 @@ def runtime_dir() -> str:
 
 
 def _private(path: str, *, create: bool) -> bool:
-    """True when `path` is a real folder owned by this user that nobody else can read or enter."""
+    """True when `path` is a real folder (not a link) owned by this user; with `create` (the folder mljob makes and
+    uses), also one that nobody else can read or enter."""
     if create:
         try:
             os.mkdir(path, 0o700)
@@ -86,9 +87,13 @@ def call(argv: list[str]) -> int:
     if not _private(folder, create=True):
         raise Unavailable(f"{folder} is not a private folder of this user")
     path = socket_path()
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        raise Unavailable("the working folder is gone") from None
     request = marshal.dumps({
         "op": "run", "argv": argv, "argv0": sys.argv[0] if sys.argv else "mljob", "env": dict(os.environ),
-        "cwd": os.getcwd(), "umask": _umask(),
+        "cwd": cwd, "umask": _umask(),
         "encoding": [getattr(s, "encoding", None) or "utf-8" for s in (sys.stdin, sys.stdout, sys.stderr)],
         "errors": [getattr(s, "errors", None) or "strict" for s in (sys.stdin, sys.stdout, sys.stderr)],
     })

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from mljob.runner import procfs
 from mljob.runner.backends.base import Backend, Launch
 
 _GRACE = 5.0  # seconds between SIGTERM and SIGKILL, as Docker's stop
@@ -99,32 +100,18 @@ class ProcessBackend(Backend):
         return f"process group {pgid} ended" if alive or pgid else "process group already gone"
 
 
-def wait_group_gone(pgid: int, timeout: float = 5.0) -> bool:
+def wait_group_gone(pgid: int, timeout: float = 5.0) -> None:
     """After a SIGKILL: wait until no live process is left in the group (the kill lands a moment after it is sent,
     and a run's record must not say it ended while a process of it still runs). Zombies are not waited for: their
-    reaping is their new parent's business (often PID 1)."""
+    reaping is their new parent's business (often PID 1). A process stuck in the kernel longer than `timeout` is
+    not waited for either: it dies when the kernel lets it."""
     deadline = time.monotonic() + timeout
-    while _group_members(pgid):
-        if time.monotonic() > deadline:
-            return False
+    while _group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.005)
-    return True
 
 
 def _group_members(pgid: int) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            found.append(int(entry.name))
-    return found
+    return [p.pid for p in procfs.processes() if p.pgid == pgid and p.alive]
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from mljob.runner import procfs
 
 from tests.runner.conftest import CORPUS, Mljob
 from tests.runner.helpers import containers_of, history, run_name
@@ -137,23 +138,17 @@ def test_a_crashing_rank_fails_the_job_and_stops_the_others(mljob: Mljob, write_
         assert not engine.networks.list(names=[f"mljob-{name}"])  # type: ignore[attr-defined]
 
 
-def _pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
 def _processes_of(run_id: str) -> list[str]:
     """Live processes (not zombies) that carry the run's MLFLOW_RUN_ID: what a rank or its children would be."""
     mark = f"MLFLOW_RUN_ID={run_id}".encode()
     found = []
-    for pid in _pids():
+    for proc in procfs.processes():
         try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        state, ppid, pgid = stat[stat.rfind(")") + 2:].split()[:3]
-        if mark in environ and state not in ("Z", "X"):
-            found.append(f"pid {pid} ({state}, parent {ppid}, group {pgid}): {_cmdline(pid)}")
+        if mark in environ and proc.alive:
+            found.append(f"pid {proc.pid} ({proc.state}, parent {proc.ppid}, group {proc.pgid}): {_cmdline(proc.pid)}")
     return found
 
 

@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ class Resident:
 
 
 def _gone(pid: int) -> bool:
-    return not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    return orphans.process_start(pid) is None  # no such process, or a zombie
 
 
 @pytest.fixture
@@ -204,9 +203,7 @@ def test_stop_and_idle_time_end_the_resident_process(resident: Resident) -> None
     wait_for(lambda: _gone(first["pid"]), timeout=30, what="the resident runner to stop")
     assert resident.cli("daemon", "status").returncode == 3
     idle = resident.start({"MLJOB_DAEMON_IDLE": "1"})
-    began = time.monotonic()
     wait_for(lambda: _gone(idle["pid"]), timeout=30, what="the idle resident runner to leave")
-    assert time.monotonic() - began < 30
     assert not any(resident.folder.glob("*.sock"))
 
 
