@@ -1,8 +1,9 @@
 """The `process` compute: the command runs on this machine, in the run's fresh working folder, with no isolation.
 
 Inputs are the host paths themselves (`ro_mount` cannot be enforced here), outputs are folders of the run. The
-command gets the runner's environment plus the job's variables, and the folder of the Python running mljob first on
-PATH, so that `python` in a command finds MLflow. It runs in its own process group: a stop reaches its children.
+command runs with the caller's PATH and environment (their active venv included) plus the job's variables, as if typed
+in their shell: its `python` is theirs, not the one running mljob. It runs in its own process group: a stop reaches
+its children.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,9 +42,9 @@ class ProcessBackend(Backend):
         return str(host)
 
     def start(self, launch: Launch) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(launch.env)
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+        # PATH and VIRTUAL_ENV stay as the caller has them: mljob's own venv must not shadow theirs (a job's `python`
+        # would miss their packages, and its `pip install` would land in mljob's venv).
+        env = {**os.environ, **launch.env}
         self._proc = subprocess.Popen(
             [_shell(), "-c", launch.command], cwd=launch.workdir, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

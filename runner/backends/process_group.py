@@ -1,6 +1,7 @@
 """A distributed job on the `process` compute: every rank a process of this machine (instances are only numbers
 here: MASTER_ADDR is 127.0.0.1 and the master port a free one), each in its own process group, each writing
-user_logs/std_log_process_RANK.txt; rank 0's log is the run's stream. The first rank to fail stops the others."""
+user_logs/std_log_process_RANK.txt; rank 0's log is the run's stream. The first rank to fail stops the others.
+Every rank (and mpirun) runs with the caller's PATH and environment plus the job's variables, as `process` does."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -61,14 +61,12 @@ class ProcessGroupBackend(ProcessBackend):
         layout = layout_of(self.distribution, self.instance_count, dict(launch.env), None, free_port())
         if layout.kind == "mpi" and shutil.which("mpirun") is None:
             raise problems.plain(None, problems.ENVIRONMENT, "an mpi job on the process compute runs Open MPI's "
-                                 "`mpirun` from this machine's PATH, and there is none: install it (Debian: "
+                                 "`mpirun` from your PATH, and there is none: install it (Debian: "
                                  "`apt-get install openmpi-bin`), or run in Docker with `--set compute=local` and an "
                                  "image that has it (scripts/build-dist-image builds one).")
         folder = launch.workdir.parent / "user_logs"
         folder.mkdir(parents=True, exist_ok=True)
-        base = dict(os.environ)
-        base.update(launch.env)
-        base["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", os.defpath)])
+        base = {**os.environ, **launch.env}  # unchanged PATH: every rank's `python` is the caller's (see process.py)
         planned = units(layout, [_shell(), "-c"], launch.command)
         self._stream = folder / planned[0].log
         for unit in planned:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import http.server
 import os
 import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
-from mljob.runner import orphans
+import pytest
+from mljob.runner import orphans, procfs
 
 from tests.runner.conftest import CORPUS, EXAMPLES, Mljob
 from tests.runner.helpers import SLOW_JOB, history, run_name, start_runner, wait_for, wait_until_started
@@ -166,3 +170,114 @@ def test_http_input_is_downloaded_once_with_progress(mljob: Mljob, write_job, tm
         assert second.returncode == 0 and "downloaded" not in second.stderr  # from the cache
     finally:
         server.shutdown()
+
+
+# --- the job runs in the caller's environment: their PATH and active venv, never mljob's own interpreter ----------
+
+PREFIX_JOB = """\
+command: >-
+  python -c "import importlib.util as u, os, sys;
+  print('prefix', sys.prefix, 'rank', os.environ.get('RANK'), 'mlflow', u.find_spec('mlflow') is not None)" &&
+  echo "VIRTUAL_ENV=$VIRTUAL_ENV" && echo "PATH=$PATH"
+compute: process
+environment:
+  image: python
+"""
+
+
+@pytest.fixture(scope="module")
+def user_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's own venv, as `python -m venv` makes it: its `python` has none of mljob's packages (no MLflow)."""
+    place = tmp_path_factory.mktemp("user") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(place)], check=True, timeout=60)
+    return place
+
+
+@pytest.fixture
+def activated(user_venv: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The caller's shell with that venv activated; its PATH (whatever was on it before, mljob's venv too, stays
+    behind the venv's folder)."""
+    path = os.pathsep.join([str(user_venv / "bin"), os.environ["PATH"]])
+    monkeypatch.setenv("PATH", path)
+    monkeypatch.setenv("VIRTUAL_ENV", str(user_venv))
+    return path
+
+
+def _check_caller_environment(output: str, venv: Path, path: str, rank: str | None = None) -> None:
+    # Under mljob's interpreter the prefix would be mljob's venv and MLflow importable.
+    assert f"prefix {venv} rank {rank} mlflow False" in output, output
+    assert f"VIRTUAL_ENV={venv}\n" in output
+    assert f"PATH={path}\n" in output  # exactly the caller's: nothing put in front
+
+
+def test_the_jobs_python_and_venv_are_the_callers_not_mljobs(mljob: Mljob, write_job, user_venv: Path,
+                                                             activated: str) -> None:
+    done = mljob("run", str(write_job(PREFIX_JOB)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    _check_caller_environment(done.stdout, user_venv, activated)
+    assert history().find(run_name(done.stdout)).status == "Completed"  # mljob itself still logged the run
+
+
+def test_every_rank_of_a_distributed_job_runs_with_the_callers_python(mljob: Mljob, write_job, user_venv: Path,
+                                                                      activated: str) -> None:
+    job = write_job(PREFIX_JOB + "distribution: {type: pytorch, process_count_per_instance: 2}\n")
+    done = mljob("run", str(job))
+    assert done.returncode == 0, done.stdout + done.stderr
+    view = history().find(run_name(done.stdout))
+    folder = history().download(view.run_id, "user_logs", Path(os.environ["MLJOB_HOME"]) / "check")
+    for rank in ("0", "1"):
+        _check_caller_environment((folder / f"std_log_process_{rank}.txt").read_text(), user_venv, activated, rank)
+
+
+def _residents_of(runtime: Path) -> list[int]:
+    """Live resident runners (and their spares) whose socket is in `runtime`: this test's, none of anyone else's."""
+    found = []
+    for proc in procfs.processes():
+        try:
+            argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if proc.alive and b"serve" in argv and any(a.startswith(f"{runtime}/".encode()) for a in argv):
+            found.append(proc.pid)
+    return found
+
+
+@pytest.fixture
+def resident(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch, mljob: Mljob) -> Iterator[Callable]:
+    """A resident runner of this test's own (its own XDG_RUNTIME_DIR), started by a first call; yields a function
+    that reads its (pid, calls served), None when none serves."""
+    runtime = tmp_path / "xdg"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.delenv("MLJOB_DAEMON", raising=False)
+
+    def status() -> tuple[int, int] | None:
+        done = mljob("daemon", "status", separate=True)
+        if done.returncode != 0:
+            return None
+        words = done.stdout.split()
+        return int(words[words.index("pid") + 1].rstrip(",")), int(words[words.index("call(s)") - 1])
+
+    assert mljob("--version", separate=True).returncode == 0
+    wait_for(status, timeout=60, what="the resident runner to serve")
+    yield status
+    mljob("daemon", "stop", separate=True)
+    # A call the resident declined (mljob's files changed meanwhile) started another, which may still be warming up
+    # and deaf to `stop`: whatever serves from this test's folder goes.
+    try:
+        wait_for(lambda: not _residents_of(runtime), timeout=30, what="the resident runner to leave")
+    finally:
+        for pid in _residents_of(runtime):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_through_the_resident_runner_the_job_has_the_callers_path_not_the_residents(
+        mljob: Mljob, write_job, user_venv: Path, resident: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid, served = resident()  # started by a caller without the venv: its own PATH lacks it
+    path = os.pathsep.join([str(user_venv / "bin"), os.environ["PATH"]])
+    monkeypatch.setenv("PATH", path)
+    monkeypatch.setenv("VIRTUAL_ENV", str(user_venv))
+    done = mljob("run", str(write_job(PREFIX_JOB)), separate=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    _check_caller_environment(done.stdout, user_venv, path)
+    assert resident() == (pid, served + 1)  # the resident process ran the call, not the caller itself
