@@ -7,13 +7,17 @@ writes for create_run / set_tag / log_param / log_metric / set_terminated, and a
 reads and writes the same file at the same time; SQLite's locking serialises us.
 
 Only a schema this module was written against is used (KNOWN_REVISIONS, checked by a test against the installed
-MLflow's migrations); any other revision goes through MLflow's client, which migrates or refuses as it does.
+MLflow's migrations); any other revision goes through MLflow's client, which migrates or refuses as it does. The
+supported range (pyproject.toml: mlflow>=3.17,<3.18; uv.lock pins one version) has a single tracking-schema revision,
+dc11669786a5, shared by every 3.17.x: KNOWN_REVISIONS is exactly that, so every store of the range takes this path.
+Both paths keep the same records and give the same views (tests/runner/test_history_contract.py runs one suite on
+each); MLJOB_HISTORY_PATH=mlflow (runner/history.py) sends a store of a known revision through MLflow's client too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
+import math
 import sqlite3
 import threading
 import time
@@ -31,12 +35,20 @@ from mljob.runner.history_base import (
     MetricPoint,
     RunView,
     Store,
+    copy_in,
+    copy_out,
+    list_local,
     local_path,
     new_artifact_location,
+    run_artifact_uri,
 )
 
-# The alembic head of MLflow 3.17's tracking schema.
+# The alembic head of MLflow's tracking schema in every 3.17.x (mlflow>=3.17,<3.18, pyproject.toml). A new MLflow
+# with a new head: check its migrations against the statements below, then add the head here (until then stores of
+# that revision go through MLflow's client).
 KNOWN_REVISIONS = frozenset({"dc11669786a5"})
+# What MLflow's SqlAlchemyStore stores for ±inf (SQL has no infinities): the largest finite double.
+_MAX_DOUBLE = 1.7976931348623157e308
 _WORKSPACE = "default"
 
 
@@ -52,6 +64,15 @@ def revision(path: Path) -> str | None:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _stored(value: float) -> tuple[float, int]:
+    """(value, is_nan) as MLflow's SqlAlchemyStore stores a metric: NaN as 0 with is_nan set, ±inf as ±max double."""
+    if math.isnan(value):
+        return 0.0, 1
+    if math.isinf(value):
+        return (_MAX_DOUBLE if value > 0 else -_MAX_DOUBLE), 0
+    return float(value), 0
 
 
 def open_known(uri: str, *, wal: bool) -> SqliteStore | None:
@@ -144,8 +165,11 @@ class SqliteStore(Store):
                                 "workspace = ?", (name, _WORKSPACE)).fetchone()
         if row is not None:
             if row[1] == "deleted":
+                # As MLflow's restore_experiment: the experiment and its runs are active again.
                 self._write([("UPDATE experiments SET lifecycle_stage = 'active', last_update_time = ? "
-                              "WHERE experiment_id = ?", (_now_ms(), row[0]))])
+                              "WHERE experiment_id = ?", (_now_ms(), row[0])),
+                             ("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL "
+                              "WHERE experiment_id = ?", (row[0],))])
             experiment_id = str(row[0])
         else:
             location = new_artifact_location(artifact_root, name)
@@ -165,7 +189,7 @@ class SqliteStore(Store):
         row = self.conn.execute("SELECT artifact_location FROM experiments WHERE experiment_id = ?",
                                 (int(experiment_id),)).fetchone()
         run_id = uuid.uuid4().hex
-        artifact_uri = f"{str(row[0] or '').rstrip('/')}/{run_id}/artifacts"
+        artifact_uri = run_artifact_uri(row[0], run_id)
         statements: list[tuple[str, tuple[object, ...]]] = [(
             "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, "
             "start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id, deleted_time) "
@@ -197,19 +221,20 @@ class SqliteStore(Store):
             self._write([("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                           (k, v[:PARAM_LIMIT], run_id)) for k, v in params.items()])
 
-    def log_metric(self, run_id: str, key: str, value: float, step: int = 0) -> None:
-        now = _now_ms()
-        is_nan = value != value
-        stored = 0.0 if is_nan else value
+    def log_metric(self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
+        now = _now_ms() if timestamp is None else int(timestamp)
+        stored, is_nan = _stored(value)
         self._write([
-            ("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
-             (key, stored, now, run_id, step, int(is_nan))),
-            # latest_metrics keeps the value of the highest step, then the latest timestamp (as MLflow does).
+            # The same (key, timestamp, step, value) twice is one record (the table's key), as MLflow keeps it.
+            ("INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES (?, ?, ?, ?, ?, ?) "
+             "ON CONFLICT DO NOTHING", (key, stored, now, run_id, step, is_nan)),
+            # latest_metrics keeps the value with the highest (step, timestamp, value), compared as MLflow's
+            # SqlAlchemyStore does (_update_latest_metrics_if_necessary: strictly greater replaces).
             ("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, ?, ?, ?) "
              "ON CONFLICT (key, run_uuid) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp, "
-             "step = excluded.step, is_nan = excluded.is_nan WHERE excluded.step > latest_metrics.step OR "
-             "(excluded.step = latest_metrics.step AND excluded.timestamp >= latest_metrics.timestamp)",
-             (key, stored, now, step, int(is_nan), run_id)),
+             "step = excluded.step, is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) "
+             "> (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
+             (key, stored, now, step, is_nan, run_id)),
         ])
 
     def log_artifacts(self, run_id: str, local: Path, artifact_path: str) -> None:
@@ -217,20 +242,14 @@ class SqliteStore(Store):
         if folder is None:
             self._mlflow().log_artifacts(run_id, local, artifact_path)
             return
-        target = folder / artifact_path
-        if local.is_dir():
-            if any(local.iterdir()):
-                shutil.copytree(local, target, dirs_exist_ok=True)
-        elif local.is_file():
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(local, target / local.name)
+        copy_in(folder, local, artifact_path)
 
     # --- reading ----------------------------------------------------------------------------------------------------
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
-        # Insertion order: each logged value is one interval, whatever step the job gave it.
+        # MLflow's order (SqlAlchemyStore.get_metric_history): by timestamp, then step, then value.
         rows = self.conn.execute("SELECT value, step, timestamp, is_nan FROM metrics WHERE run_uuid = ? AND "
-                                 "key = ? ORDER BY rowid", (run_id, key)).fetchall()
+                                 "key = ? ORDER BY timestamp, step, value, is_nan", (run_id, key)).fetchall()
         return [MetricPoint(float("nan") if nan else float(v), int(s), int(t)) for v, s, t, nan in rows]
 
     def _views(self, run_ids: list[str]) -> list[RunView]:
@@ -267,14 +286,19 @@ class SqliteStore(Store):
 
     def find(self, name: str) -> RunView | None:
         row = self.conn.execute(
-            "SELECT r.run_uuid FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid WHERE t.key = ? AND t.value = ? "
-            "AND r.lifecycle_stage = 'active' ORDER BY r.start_time DESC LIMIT 1", (NAME_TAG, name)).fetchone()
+            "SELECT r.run_uuid FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid "
+            "JOIN experiments e ON e.experiment_id = r.experiment_id WHERE t.key = ? AND t.value = ? "
+            "AND r.lifecycle_stage = 'active' AND e.lifecycle_stage = 'active' "
+            "ORDER BY r.start_time DESC, r.run_uuid LIMIT 1", (NAME_TAG, name)).fetchone()
         return self.get(row[0]) if row else None
 
-    def runs(self, experiment: str | None = None, status: str | None = None, limit: int = 1000,
+    def runs(self, experiment: str | None = None, status: str | None = None, limit: int | None = 1000,
              parent: str | None = None) -> list[RunView]:
+        if limit is not None and limit < 1:
+            return []
         sql = ("SELECT r.run_uuid FROM runs r JOIN tags n ON n.run_uuid = r.run_uuid AND n.key = ? "
-               "JOIN experiments e ON e.experiment_id = r.experiment_id WHERE r.lifecycle_stage = 'active'")
+               "JOIN experiments e ON e.experiment_id = r.experiment_id WHERE r.lifecycle_stage = 'active' "
+               "AND e.lifecycle_stage = 'active'")
         args: list[object] = [NAME_TAG]
         if experiment is not None:
             sql += " AND e.name = ?"
@@ -285,33 +309,22 @@ class SqliteStore(Store):
         if parent is not None:
             sql += " AND EXISTS (SELECT 1 FROM tags p WHERE p.run_uuid = r.run_uuid AND p.key = ? AND p.value = ?)"
             args += [PARENT_TAG, parent]
-        sql += " ORDER BY r.start_time DESC LIMIT ?"
-        args.append(limit)
-        return self._views([row[0] for row in self.conn.execute(sql, args)])
+        # MLflow's order for search_runs(order_by=["start_time DESC"]): start time, newest first, then run id.
+        sql += " ORDER BY r.start_time DESC, r.run_uuid LIMIT ?"
+        args.append(-1 if limit is None else limit)
+        ids = [row[0] for row in self.conn.execute(sql, args)]
+        # Views in chunks: SQLite binds at most 32766 variables in one statement.
+        return [view for i in range(0, len(ids), 10000) for view in self._views(ids[i:i + 10000])]
 
     def artifacts(self, run_id: str, path: str | None = None) -> Iterator[tuple[str, int | None]]:
         folder = self._artifact_dir(run_id)
         if folder is None:
             yield from self._mlflow().artifacts(run_id, path)
             return
-        start = folder / path if path else folder
-        if not start.is_dir():
-            return
-        for entry in sorted(start.rglob("*")):
-            if entry.is_file():
-                yield entry.relative_to(folder).as_posix(), entry.stat().st_size
+        yield from list_local(folder, path)
 
     def download(self, run_id: str, path: str, destination: Path) -> Path:
         folder = self._artifact_dir(run_id)
         if folder is None:
             return self._mlflow().download(run_id, path, destination)
-        source = folder / path
-        target = destination / path
-        if source.is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True)
-        elif source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-        else:
-            raise FileNotFoundError(f"no artifact `{path}` in run {run_id}")
-        return target
+        return copy_out(folder, path, destination, run_id)

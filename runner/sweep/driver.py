@@ -111,7 +111,7 @@ class Driver:
     # --- trials ---------------------------------------------------------------------------------------------------
 
     def _trial_runs(self) -> list[RunView]:
-        return self.history.runs(parent=self.parent, limit=100000)
+        return self.history.runs(parent=self.parent, limit=None)  # every trial, however many
 
     def _settle(self, study: Any) -> None:
         """Tell Optuna what became of trials a dead driver left RUNNING; queue the ones that never ended."""

@@ -10,6 +10,8 @@ import pytest
 from mljob.runner import history_sqlite
 from mljob.runner.history import History
 
+from tests.runner.conftest import Mljob
+
 
 @pytest.fixture
 def store(tmp_path: Path, empty_store: Path) -> str:
@@ -92,3 +94,58 @@ def test_unknown_revision_goes_through_mlflow(store: str) -> None:
     assert history_sqlite.revision(Path(path)) == "f00dfeedbeef"
     with pytest.raises(RunError, match="cannot be opened: .*out-of-date database schema"):  # MLflow's word
         History(store)
+
+
+# --- MLJOB_HISTORY_PATH: which store implementation reads and writes -------------------------------------------------
+
+
+def test_the_path_can_be_forced_either_way(store: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mljob.runner.history_mlflow import MlflowStore
+
+    monkeypatch.setenv("MLJOB_HISTORY_PATH", "mlflow")
+    assert isinstance(History(store).store, MlflowStore)
+    fresh = tmp_path / "new" / "place" / "mlflow.db"  # a store that does not exist yet is made by MLflow's client
+    made = History(f"sqlite:///{fresh}")
+    assert isinstance(made.store, MlflowStore) and made.runs() == [] and history_sqlite.revision(fresh)
+    monkeypatch.setenv("MLJOB_HISTORY_PATH", " SQLite ")
+    assert isinstance(History(store).store, history_sqlite.SqliteStore)
+    monkeypatch.setenv("MLJOB_HISTORY_PATH", "auto")
+    assert isinstance(History(store).store, history_sqlite.SqliteStore)
+
+
+def test_forcing_the_direct_path_on_a_store_it_cannot_read_is_a_problem(store: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from mljob.runner.problems import RunError
+
+    monkeypatch.setenv("MLJOB_HISTORY_PATH", "sqlite")
+    with pytest.raises(RunError, match="MLJOB_HISTORY_PATH=sqlite, but the run history at http://.* is not a local"):
+        History("http://127.0.0.1:9")
+    with sqlite3.connect(store[len("sqlite:///"):]) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'f00dfeedbeef'")
+    with pytest.raises(RunError, match="has schema revision f00dfeedbeef, which mljob does not read directly"):
+        History(store)
+
+
+def test_a_bad_path_setting_is_a_problem_not_an_internal_error(mljob: Mljob, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLJOB_HISTORY_PATH", "fast")
+    done = mljob("job", "list")
+    assert done.returncode == 1, done.stderr
+    assert "error MLJ406: MLJOB_HISTORY_PATH='fast' is not one of auto, mlflow, sqlite" in done.stderr
+    assert "internal error" not in done.stderr
+
+
+def test_the_supported_mlflow_range_has_one_known_revision() -> None:
+    # pyproject.toml's range and KNOWN_REVISIONS go together: every MLflow the range allows must be read directly.
+    import tomllib
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    (spec,) = [Requirement(d).specifier for d in project["project"]["dependencies"] if d.startswith("mlflow")]
+    assert spec == SpecifierSet(">=3.17,<3.18"), "a new range: check its schema heads, then KNOWN_REVISIONS and this"
+    assert version("mlflow") in spec
+    assert {"dc11669786a5"} == history_sqlite.KNOWN_REVISIONS
