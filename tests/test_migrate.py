@@ -12,10 +12,12 @@ import pytest
 from mljob.runner.migrate import Change, Migration, MigrationError, migrate_text
 from ruamel.yaml import YAML
 
+from tests.realparts import CORPUS_HOW, needs
+
 CORPUS = Path(os.environ.get("MLJOB_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 SEED_2021 = CORPUS / "seed-2021"
 GA_EXAMPLES = CORPUS / "azureml-examples"
-needs_corpus = pytest.mark.skipif(not SEED_2021.is_dir(), reason="job-file corpus not available")
+needs_corpus = needs(SEED_2021.is_dir(), f"the job-file corpus is not at {SEED_2021}", CORPUS_HOW)
 
 
 def migrated(text: str) -> str:

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-jsonschema = pytest.importorskip("jsonschema")
-referencing = pytest.importorskip("referencing")
+from tests.realparts import CORPUS_HOW, importorskip, missing, needs
+
+jsonschema = importorskip("jsonschema", "./scripts/setup installs it (mljob[dev])")
+referencing = importorskip("referencing", "./scripts/setup installs it (mljob[dev], with jsonschema)")
 from referencing.jsonschema import DRAFT202012  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -216,7 +218,7 @@ def _seed_jobs() -> list[tuple[str, str]]:
 
 CORPUS_JOBS = _corpus_jobs()
 SEED_JOBS = _seed_jobs()
-needs_corpus = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="job corpus not available")
+needs_corpus = needs(EXAMPLES.is_dir(), f"the job corpus is not at {EXAMPLES}", CORPUS_HOW)
 
 
 # ----------------------------------------------------------------------------------------------- schema files
@@ -331,7 +333,7 @@ def test_azureml_examples_job(rel, kind_file):
         assert not ga_errors, f"{rel} relies on a deprecated form:\n{_fmt(ga_errors)}"
 
 
-@pytest.mark.skipif(not SEED_2021.is_dir(), reason="2021 seed corpus not available")
+@needs(SEED_2021.is_dir(), f"the 2021 seed corpus is not at {SEED_2021}", CORPUS_HOW)
 @pytest.mark.parametrize(("rel", "kind_file"), SEED_JOBS, ids=[rel for rel, _ in SEED_JOBS])
 def test_seed_2021_job_is_accepted_through_deprecated_forms(rel, kind_file):
     doc = yaml.safe_load((SEED_2021 / rel).read_text(encoding="utf-8"))
@@ -342,7 +344,7 @@ def test_seed_2021_job_is_accepted_through_deprecated_forms(rel, kind_file):
 
 def test_seed_corpus_is_complete():
     if not SEED_2021.is_dir():
-        pytest.skip("2021 seed corpus not available")
+        missing(f"the 2021 seed corpus is not at {SEED_2021}", CORPUS_HOW)
     rels = {rel for rel, _ in SEED_JOBS}
     assert "hello-world.yml" in rels
     assert ("train/lightgbm/iris/job-sweep.yml", "sweepJob.schema.json") in SEED_JOBS

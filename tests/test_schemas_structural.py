@@ -23,6 +23,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from tests.realparts import CORPUS_HOW, needs
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"
 CORPUS = Path(os.environ.get("MLJOB_CORPUS", ROOT.parent / "shared" / "corpus" / "azureml-examples"))
@@ -128,7 +130,7 @@ def documents(relative: str) -> list[Any]:
     return [doc for doc in yaml.safe_load_all(text) if doc is not None]
 
 
-needs_corpus = pytest.mark.skipif(not CORPUS_FILES, reason=f"corpus not found at {CORPUS}")
+needs_corpus = needs(bool(CORPUS_FILES), f"corpus not found at {CORPUS}", CORPUS_HOW)
 
 
 @needs_corpus

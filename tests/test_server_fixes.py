@@ -19,6 +19,7 @@ from mljob.server.settings import ServerSettings
 from mljob.server.store import OpenDocument
 
 from mljob import schemas
+from tests.realparts import CORPUS_HOW, needs
 
 CTX = FeatureContext(ServerSettings())
 EVERYWHERE = lsp.Range(start=lsp.Position(line=0, character=0), end=lsp.Position(line=100_000, character=0))
@@ -271,7 +272,7 @@ def test_migrate_the_whole_file_keeps_comments(tmp_path: Path) -> None:
     assert not [d for d in validate_text(after, path).diagnostics if d.code == "MLJ301"]
 
 
-@pytest.mark.skipif(not SEED.is_dir(), reason="../shared/corpus is not beside the project")
+@needs(SEED.is_dir(), "../shared/corpus is not beside the project", CORPUS_HOW)
 @pytest.mark.parametrize("name", sorted(str(p.relative_to(SEED)) for p in SEED.rglob("*.yml")) if SEED.is_dir()
                          else [])
 def test_migrate_every_2021_corpus_file(name: str, tmp_path: Path) -> None:

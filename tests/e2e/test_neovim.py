@@ -2,7 +2,8 @@
 `python -m mljob lsp`, and gets our diagnostic, completion items, go to definition, the code lens and its command,
 and a quick fix that it applies itself. nvim_lsp.lua records what Neovim saw; this file judges it.
 
-scripts/setup-editors installs Neovim (CI runs it through scripts/test); without `nvim` the test skips and says so.
+scripts/setup-editors installs Neovim (CI runs it through scripts/test); without `nvim` the test skips and says so
+(under CI=true it fails: tests/realparts.py).
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from mljob.server.features import FeatureContext
 from mljob.server.settings import ServerSettings
 from mljob.server.store import OpenDocument
 
+from tests.realparts import CORPUS_HOW, needs
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CORPUS_JOB = ROOT.parent / "shared" / "corpus" / "azureml-examples" / "basics" / "hello-sweep.yml"
 NVIM = shutil.which("nvim")
 
 pytestmark = [
-    pytest.mark.skipif(NVIM is None, reason="nvim is not installed: run scripts/setup-editors (CI does)"),
-    pytest.mark.skipif(not CORPUS_JOB.is_file(), reason=f"the corpus is not beside the project ({CORPUS_JOB})"),
+    needs(NVIM is not None, "nvim is not installed", "run scripts/setup-editors (CI does)"),
+    needs(CORPUS_JOB.is_file(), f"the corpus is not beside the project ({CORPUS_JOB})", CORPUS_HOW),
 ]
 
 

@@ -2,7 +2,8 @@
 
 The drivers are code_server_e2e.js and emacs_eglot_e2e.el; each prints one `STEP <name> PASS|FAIL <detail>` line per
 check. These fixtures prepare the workspace, build the .vsix when its sources changed, run a driver once per module,
-and skip (saying what to run) only when a tool is missing. `scripts/setup-vscode-e2e` installs every tool.
+and skip (saying what to run) only when a tool is missing (under CI=true they fail instead: tests/realparts.py).
+`scripts/setup-vscode-e2e` installs every tool.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.realparts import CORPUS_HOW, missing
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -108,7 +111,7 @@ def e2e_workspace(tmp_path_factory) -> Path:
     """A corpus job file with a deliberate error (a misspelt input reference: MLJ201 at 3:8), a small job to run, and
     the corpus' 2021 hello-world to migrate."""
     if not CORPUS_FILE.is_file():
-        pytest.skip("../shared/corpus is not beside the project")
+        missing("../shared/corpus is not beside the project", CORPUS_HOW)
     ws = tmp_path_factory.mktemp("e2e-ws")
     text = CORPUS_FILE.read_text(encoding="utf-8")
     assert "${{inputs.hello_string}}" in text, "the corpus file changed; pick another deliberate error"
@@ -126,9 +129,9 @@ def vsix() -> Path:
     """The packaged extension, rebuilt (`npm run package`) when a source is newer than it."""
     for tool in ("node", "npm"):
         if not shutil.which(tool):
-            pytest.skip(f"{tool} not found; {SETUP}")
+            missing(f"{tool} not found", SETUP)
     if not (EXT / "node_modules").is_dir():
-        pytest.skip(f"client-vscode/node_modules missing; {SETUP} (or `npm ci` in client-vscode/)")
+        missing("client-vscode/node_modules missing", f"{SETUP} (or `npm ci` in client-vscode/)")
     sources = [EXT / "package.json", EXT / "esbuild.mjs", *(EXT / "src").rglob("*.ts"), *(EXT / "media").rglob("*")]
     if not VSIX.exists() or max(p.stat().st_mtime for p in sources) > VSIX.stat().st_mtime:
         subprocess.run(["npm", "run", "package"], cwd=EXT, check=True, stdout=subprocess.DEVNULL, timeout=300)
@@ -137,17 +140,17 @@ def vsix() -> Path:
 
 def vscode_tools() -> None:
     if not CODE_SERVER.exists():
-        pytest.skip(f"code-server not installed in client-vscode/.e2e/; {SETUP}")
+        missing("code-server not installed in client-vscode/.e2e/", SETUP)
     if not CHROMIUM.exists():
-        pytest.skip(f"chromium not installed; {SETUP}")
+        missing("chromium not installed", SETUP)
 
 
 def emacs_tools() -> None:
     if not shutil.which("emacs"):
-        pytest.skip(f"emacs not installed; {SETUP}")
+        missing("emacs not installed", SETUP)
     probe = subprocess.run(["emacs", "--batch", "--eval", "(require 'eglot)"], capture_output=True, timeout=60)
     if probe.returncode != 0:
-        pytest.skip(f"eglot not available to emacs (elpa-eglot); {SETUP}")
+        missing("eglot not available to emacs (elpa-eglot)", SETUP)
 
 
 def shots_dir(name: str) -> Path:

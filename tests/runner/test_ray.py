@@ -17,6 +17,7 @@ from mljob.runner.backends.base import Launch, Mount
 from mljob.runner.backends.ray import RayBackend, _Markers, _status
 from mljob.runner.distribute import free_port
 
+from tests.realparts import importorskip
 from tests.runner.helpers import wait_for
 
 # Ray's job SDK opens its log stream with an argument aiohttp has deprecated; not ours to change.
@@ -204,7 +205,7 @@ def test_reap_stops_a_job_left_by_a_dead_runner(ray_head: str, tmp_path: Path) -
 
 def test_reap_without_a_submission_or_an_answering_cluster() -> None:
     assert RayBackend.reap({}) == "no Ray job had been submitted"
-    pytest.importorskip("ray.job_submission", reason="Ray is not installed")
+    importorskip("ray.job_submission", "./scripts/setup-distributed installs Ray (mljob[ray])")
     said = RayBackend.reap({"address": f"http://127.0.0.1:{free_port()}", "submission_id": "mljob-x-1"})
     assert "does not answer" in said and "mljob-x-1" in said
 
@@ -218,7 +219,7 @@ def test_missing_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_no_dashboard_is_an_engine_problem() -> None:
-    pytest.importorskip("ray.job_submission", reason="Ray is not installed")
+    importorskip("ray.job_submission", "./scripts/setup-distributed installs Ray (mljob[ray])")
     address = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(problems.RunError, match=f"{problems.ENGINE}: no Ray dashboard answers at {address}"):
         RayBackend(address).check()
