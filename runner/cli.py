@@ -143,7 +143,13 @@ def _compute_list(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     from mljob.runner import computes
 
-    return computes.ui(args.port)
+    return computes.ui()
+
+
+def _tracking(args: argparse.Namespace) -> int:
+    from mljob.runner import computes
+
+    return computes.tracking_verb(args.action)
 
 
 def _add_runner_verbs(verbs: argparse._SubParsersAction, job_verbs: argparse._SubParsersAction) -> None:
@@ -216,9 +222,11 @@ def _add_runner_verbs(verbs: argparse._SubParsersAction, job_verbs: argparse._Su
     daemon.add_argument("rest", nargs=argparse.REMAINDER)
     daemon.set_defaults(run=_daemon)
 
-    ui = verbs.add_parser("ui", help="open the MLflow UI on the run history")
-    ui.add_argument("--port", type=int, default=5000)
+    ui = verbs.add_parser("ui", help="the MLflow UI on the run history (its address; served by the tracking server)")
     ui.set_defaults(run=_ui)
+    server = verbs.add_parser("tracking", help="the tracking server jobs log through: status | stop")
+    server.add_argument("action", choices=["status", "stop"])
+    server.set_defaults(run=_tracking)
 
 
 @functools.cache  # built once per process: the resident runner builds it before forking its calls

@@ -1,12 +1,9 @@
-"""`mljob compute create|list` (the compute registry's verbs) and `mljob ui` (the MLflow UI on the run history)."""
+"""`mljob compute create|list` (the compute registry's verbs), `mljob ui` and `mljob tracking` (the run history's
+tracking server and its UI)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-from importlib import metadata
-from pathlib import Path
 
 import yaml
 from mljob.runner import names, problems, registry
@@ -44,25 +41,40 @@ def list_computes() -> int:
     return 0
 
 
-def ui(port: int) -> int:
-    """Start MLflow's own UI on the history. The UI ships with the full `mlflow` package, not with mlflow-skinny."""
-    uri = tracking_uri()
-    mlflow = shutil.which("mlflow", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    try:
-        import mlflow.server as server
+def ui() -> int:
+    """The MLflow UI on the run history: mljob's tracking server serves it (started here when it is not running)."""
+    from mljob.runner import tracking
 
-        has_ui = (Path(server.__file__).parent / "js" / "build").is_dir()
-    except ImportError:
-        has_ui = False
-    if mlflow is None or not has_ui:
-        version = metadata.version("mlflow-skinny")
-        print(f"The MLflow UI is in the full `mlflow` package; install it beside mljob, then run this again:\n"
-              f"  {sys.executable} -m pip install mlflow=={version}\n"
-              f"or run it from anywhere:  mlflow ui --backend-store-uri {uri} --port {port}", file=sys.stderr)
+    uri = tracking_uri()
+    if not tracking.is_own_store(uri):
+        if uri.startswith(("http://", "https://")):
+            print(f"MLFLOW_TRACKING_URI names a tracking server; its UI is at {uri}")
+            return 0
+        print(f"mljob's tracking server serves mljob's own store; MLFLOW_TRACKING_URI names another ({uri}). For "
+              f"that one: mlflow ui --backend-store-uri {uri}   (or unset MLFLOW_TRACKING_URI)", file=sys.stderr)
         return 1
-    print(f"MLflow UI on http://127.0.0.1:{port} for {uri} (Ctrl-C stops it)", file=sys.stderr)
-    args = [mlflow, "ui", "--backend-store-uri", uri, "--port", str(port)]
-    if uri.startswith("sqlite:"):
-        args += ["--default-artifact-root", (default_store() / "artifacts").as_uri()]
-    os.execv(mlflow, args)
+    server = tracking.ensure()
+    print("waking mljob's tracking server (MLflow's own; about 10 s the first time) …", file=sys.stderr, flush=True)
+    if not tracking.wait_ready(server):
+        print(f"the tracking server did not answer; its log: {default_store() / 'server.log'}", file=sys.stderr)
+        return 1
+    print(f"MLflow UI: {server.url}/\n(for your user on this machine; it stays up for your jobs: "
+          "`mljob tracking stop` stops it)")
+    return 0
+
+
+def tracking_verb(action: str) -> int:
+    """`mljob tracking status|stop`: the store's tracking server."""
+    from mljob.runner import tracking
+
+    if action == "stop":
+        stopped = tracking.stop()
+        print(f"stopped the tracking server (pid {stopped.pid}, {stopped.url})" if stopped
+              else "no tracking server is running for this store")
+        return 0
+    server = tracking.running()
+    if server is None:
+        print(f"no tracking server is running for {default_store()} (the next job or `mljob ui` starts one)")
+        return 0
+    print(f"tracking server: {server.url}  (pid {server.pid}; store {default_store()})")
     return 0

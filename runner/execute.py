@@ -29,7 +29,7 @@ from types import FrameType
 from typing import BinaryIO
 
 from mljob.runner import inputs as data_inputs
-from mljob.runner import names, orphans, problems, quoting, registry, snapshot
+from mljob.runner import names, orphans, problems, quoting, registry, snapshot, tracking
 from mljob.runner.backends import backend_for
 from mljob.runner.backends.base import Backend, Launch, Mount
 from mljob.runner.history import History
@@ -281,9 +281,7 @@ class Execution:
             raise problems.located(Path(plan.job_file), plan.overrides, plan.command_keys, problems.NOT_RUNNABLE,
                                    f"`${{{{{err.args[0]}}}}}` has no value to run with.") from None
         env = {**plan.environment_variables,
-               "MLFLOW_TRACKING_URI": self.s.history.uri,
-               "MLFLOW_RUN_ID": self.s.run_id,
-               "MLFLOW_EXPERIMENT_ID": self.s.experiment_id}
+               **tracking.job_environment(self.s.history.uri, self.s.run_id, self.s.experiment_id)}
         env.setdefault("PYTHONUNBUFFERED", "1")  # logs arrive as they are written, not when a buffer fills
         return Launch(plan.name, command, workdir, env, mounts, image, plan.shm_size)
 

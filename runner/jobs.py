@@ -13,7 +13,7 @@ from typing import BinaryIO, TextIO
 
 from mljob.runner import orphans, problems
 from mljob.runner.execute import Execution, Outcome, last_lines, log_file, run_dir_for, submit
-from mljob.runner.history import TERMINAL, History, RunView
+from mljob.runner.history import TERMINAL, History, RunView, local_path
 from mljob.runner.model import Job, JobInvalid, load_job
 
 EXIT = {"Completed": 0, "Failed": 1, "Canceled": 130}
@@ -179,7 +179,7 @@ def show(name: str) -> int:
             for line in tail:
                 _out(f"  {line}")
     _out(f"record: MLflow run {view.run_id} (experiment {view.experiment_id}) in {history.uri}\n"
-         f"artifacts at: {view.artifact_uri}")
+         f"artifacts at: {local_path(view.artifact_uri) or view.artifact_uri}")
     return 0
 
 

@@ -8,7 +8,9 @@ runner/engine_api (milliseconds); the `docker` SDK is loaded only to build or pu
     /mnt/mljob/wd                 the code snapshot, the working directory (./outputs, ./logs)
     /mnt/mljob/inputs/NAME[/FILE] data inputs (read-only for ro_mount; a private copy for download)
     /mnt/mljob/outputs/NAME       named outputs (writable)
-    the MLflow store              at the same absolute path as on the host, so MLFLOW_TRACKING_URI works unchanged
+
+The job reaches the run history over HTTP (MLFLOW_TRACKING_URI: mljob's tracking server on the bridge's gateway); a
+store the user named with a local MLFLOW_TRACKING_URI is mounted at the same absolute path instead.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mljob.runner import names, orphans, problems
 from mljob.runner.execute import Outcome, reserve, runs_dir
-from mljob.runner.history import TERMINAL, History, RunView
+from mljob.runner.history import TERMINAL, History, RunView, local_path
 from mljob.runner.model import Job
 from mljob.runner.sweep import results
 from mljob.runner.sweep.driver import Driver, load_plan, save_plan
@@ -156,7 +156,7 @@ def report_for(history: History, view: RunView) -> results.Report:
     loaded = load_plan(view.name)
     keys = list(loaded[0].space()) if loaded is not None else []
     metric = view.tags.get("mljob.sweep.primary_metric", "")
-    trials = [v for v in history.runs(parent=view.run_id, limit=100000)
+    trials = [v for v in history.runs(parent=view.run_id, limit=None)
               if v.tags.get(orphans.INTERRUPTED_TAG) != "true"]
     curves = {v.tags.get(results.TRIAL_TAG, v.name): [p.value for p in history.metric_history(v.run_id, metric)]
               for v in trials}
@@ -190,7 +190,8 @@ def show(history: History, view: RunView) -> None:
         _out(f"  {line}")
     pictures = [p for p, _ in history.artifacts(view.run_id, "sweep") if p.endswith(".svg")]
     if pictures:
-        _out("pictures: " + ", ".join(f"{view.artifact_uri}/{p}" for p in pictures))
+        folder = local_path(view.artifact_uri)
+        _out("pictures: " + ", ".join(f"{folder / p if folder else view.artifact_uri + '/' + p}" for p in pictures))
 
 
 def best_trial(history: History, view: RunView) -> RunView | None:

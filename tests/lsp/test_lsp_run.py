@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import pytest_lsp
 from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.lsp.conftest import _remember_versions, diagnostics_for, open_doc
+from tests.realparts import needs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HOME = Path(os.environ.get("TMPDIR", "/tmp")) / f"mljob-lsp-run-{os.getpid()}"
@@ -26,7 +26,7 @@ def _engine() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(not _engine(), reason="no Docker engine answers (scripts/setup-docker starts one)")
+pytestmark = needs(_engine(), "no Docker engine answers (`docker info` fails)", "./scripts/setup-docker starts one")
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "mljob", "lsp"],
@@ -39,6 +39,9 @@ async def client(lsp_client: LanguageClient, tmp_path_factory):
     lsp_client.root = root  # type: ignore[attr-defined]
     yield
     await lsp_client.shutdown_session()
+    # The runs' tracking server belongs to this home: stopped with it.
+    subprocess.run([sys.executable, "-m", "mljob", "tracking", "stop"], env={**os.environ, "MLJOB_HOME": str(HOME),
+                   "MLJOB_DAEMON": "0"}, capture_output=True, timeout=60)
     shutil.rmtree(HOME, ignore_errors=True)
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from mljob.runner import procfs
+from mljob.runner.history_base import local_path
 
+from tests.realparts import importorskip, missing
 from tests.runner.conftest import CORPUS, Mljob
 from tests.runner.helpers import containers_of, history, run_name
 
@@ -79,7 +81,7 @@ resources: {instance_count: 2}
 def _rank_logs(name: str) -> dict[str, str]:
     view = history().find(name)
     assert view is not None
-    folder = Path(view.artifact_uri.removeprefix("file://")) / "user_logs"
+    folder = local_path(view.artifact_uri) / "user_logs"
     return {p.name: p.read_text() for p in sorted(folder.glob("std_log_process_*.txt"))}
 
 
@@ -232,13 +234,14 @@ def _dist_image(engine: object) -> None:
     try:
         engine.images.get(DIST_IMAGE)  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001
-        pytest.skip(f"{DIST_IMAGE} is missing; ./scripts/build-dist-image builds it (openmpi, CPU torch)")
+        missing(f"{DIST_IMAGE} is missing", "./scripts/setup-distributed builds it with ./scripts/build-dist-image "
+                "(openmpi, CPU torch)")
 
 
 @pytest.mark.parametrize("compute", ["process", "local"])
 def test_torch_gloo_all_reduce_2_by_2(mljob: Mljob, write_job, compute: str, request: pytest.FixtureRequest) -> None:
     if compute == "process":
-        pytest.importorskip("torch", reason="CPU torch is installed by ./scripts/test (pip install torch==2.13.0)")
+        importorskip("torch", "./scripts/setup-distributed installs CPU torch 2.13.0 from its wheel")
     else:
         _dist_image(request.getfixturevalue("engine"))
         request.getfixturevalue("no_leftovers")

@@ -15,7 +15,9 @@ import pytest
 from mljob.runner import problems
 from mljob.runner.backends.base import Launch
 from mljob.runner.backends.ray_group import RayGroupBackend, driver_source
+from mljob.runner.history_base import local_path
 
+from tests.realparts import importorskip
 from tests.runner.conftest import Mljob
 from tests.runner.helpers import history, run_name, wait_for
 from tests.runner.test_distributed_runs import ALL_REDUCE
@@ -81,12 +83,12 @@ def _left(marker: str) -> list[str]:
 def _rank_logs(name: str) -> dict[str, str]:
     view = history().find(name)
     assert view is not None
-    folder = Path(view.artifact_uri.removeprefix("file://")) / "user_logs"
+    folder = local_path(view.artifact_uri) / "user_logs"
     return {p.name: p.read_text() for p in sorted(folder.glob("std_log_process_*.txt"))}
 
 
 def test_torch_gloo_all_reduce_2_by_2_on_ray(raytest: str, mljob: Mljob, write_job) -> None:
-    pytest.importorskip("torch", reason="CPU torch is installed by ./scripts/test (pip install torch==2.13.0)")
+    importorskip("torch", "./scripts/setup-distributed installs CPU torch 2.13.0 from its wheel")
     done = mljob("run", str(write_job(TORCH_JOB, files={"src/all_reduce.py": ALL_REDUCE})))
     assert done.returncode == 0, done.stdout + done.stderr
     name = run_name(done.stdout)

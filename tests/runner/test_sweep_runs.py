@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from mljob.runner.history_base import local_path
 
 from tests.runner.conftest import CORPUS, Mljob
 from tests.runner.helpers import history, wait_for
@@ -106,7 +107,7 @@ def test_corpus_hello_sweep_finds_the_right_best_trial(mljob: Mljob, tmp_path: P
     assert "Best trial: hello_sweep_p_" in done.stdout and "trial  name" in done.stdout
     shown = mljob("job", "show", "-n", "hello_sweep_p")
     assert "best trial: hello_sweep_p_" in shown.stdout and "sweep/metric_by_trial.svg" in shown.stdout
-    svg = Path(history().find("hello_sweep_p").artifact_uri.removeprefix("file://")) / "sweep/metric_by_trial.svg"
+    svg = local_path(history().find("hello_sweep_p").artifact_uri) / "sweep/metric_by_trial.svg"
     assert svg.read_text().count("<circle") == 4
     got = mljob("job", "download", "-n", "hello_sweep_p", "-p", str(tmp_path / "dl"))
     assert got.returncode == 0 and (tmp_path / "dl/artifacts/user_logs/std_log.txt").is_file()
@@ -322,3 +323,45 @@ def test_an_environment_that_cannot_run_fails_the_sweep_once(mljob: Mljob, tmp_p
     sweep = history().find("no_image_sweep")
     assert sweep.status == "Failed" and "MLJ405" in sweep.reason and "example.org/team/missing:1" in sweep.reason
     assert _trials("no_image_sweep") == []  # not five trials failing the same way
+
+
+@pytest.mark.parametrize("path", ["auto", "mlflow"])
+def test_a_20_trial_sweep_completes_on_each_history_path(path: str, mljob: Mljob, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The runner's history through the direct SQLite store (auto, on mljob's own store) or MLflow's client
+    # (MLJOB_HISTORY_PATH=mlflow). Only what the history reports is checked, not how the trials reach the store.
+    from mljob.runner.history_mlflow import MlflowStore
+    from mljob.runner.history_sqlite import SqliteStore
+
+    monkeypatch.setenv("MLJOB_HISTORY_PATH", path)
+    assert type(history().store) is {"auto": SqliteStore, "mlflow": MlflowStore}[path]
+    sweep_file = _sweep_file(tmp_path, """\
+        type: sweep
+        trial:
+          command: python train.py --x ${{search_space.x}}
+          code: src
+          environment: {image: python:3.11}
+        sampling_algorithm: random
+        search_space:
+          x: {type: uniform, min_value: 0, max_value: 1}
+        objective: {goal: minimize, primary_metric: loss}
+        limits: {max_total_trials: 20, max_concurrent_trials: 4}
+    """, "import sys, mlflow\nmlflow.log_metric('loss', float(sys.argv[2]))\n")
+    name = f"sweep20_{path}"
+    done = mljob("run", str(sweep_file), "--set", "compute=process", "--name", name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "internal error" not in done.stdout + done.stderr
+    sweep = history().find(name)
+    assert sweep is not None and sweep.status == "Completed", sweep and sweep.reason
+    trials = _trials(name)
+    assert len(trials) == 20 and all(t.status == "Completed" for t in trials)
+    assert sorted(int(t.tags["mljob.trial"]) for t in trials) == list(range(20))
+    for trial in trials:  # each logged its own value
+        assert trial.metrics["loss"] == pytest.approx(float(trial.params["x"]))
+    best = min(trials, key=lambda t: t.metrics["loss"])
+    assert sweep.tags["mljob.sweep.best_trial"] == best.name and sweep.metrics["loss"] == best.metrics["loss"]
+    assert sweep.params["best.x"] == best.params["x"]
+    shown = mljob("job", "show", "-n", name)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"best trial: {best.name} " in shown.stdout and "status: Completed" in shown.stdout
+    assert all(f" {t.name} " in shown.stdout for t in trials)
