@@ -26,8 +26,9 @@ What travels, and how:
   it and give it as `shared_dir`. Without one the outputs stay on the cluster's node and the log says where; the
   job can still log metrics and artifacts itself to an MLflow tracking server both sides reach (the job gets
   MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN and MLFLOW_RUN_ID; mljob's own tracking server listens on this
-  machine's Docker bridge or loopback, which a remote node does not reach). Shared MLflow paths (Launch mounts whose target is their own host path) are assumed
-  visible at the same path, which again holds on loopback or under a shared folder.
+  machine's Docker bridge or loopback, which a remote node does not reach). Shared MLflow paths (Launch mounts
+  whose target is their own host path) are assumed visible at the same path, which again holds on loopback or under
+  a shared folder.
 * The job's environment (image, conda file) is not built: the command runs with the cluster's own Python, the
   `python` first on the PATH of `ray start` (`scripts/ray-head` uses mljob's venv, so MLflow logging works).
 

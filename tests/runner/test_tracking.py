@@ -1,9 +1,9 @@
 """Jobs log through mljob's tracking server (MLflow's own, over HTTP), whatever MLflow client they carry.
 
 The matrix: MLflow clients older than the server (2.22), newer (3.18) and the locked one, in containers (environments
-built from a conda file, as a user would) and as processes in venvs of their own; each logs a param, a 5-step metric
-and an artifact after `autolog()` ended the run, and everything lands in the job's run. The store is never migrated
-by a job, and the server lets in only the user and the user's jobs.
+built from a conda file, as a user would) and as processes in venvs of their own; each logs a param, a 5-step metric,
+a tag and an artifact after `autolog()` ended the run, and everything lands in the job's run. The store is never
+migrated by a job, and the server lets in only the user and the user's jobs.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ except ImportError:
     fitted = "plain"
 print("fitted:", fitted, "MLFLOW_RUN_ID left:", os.environ.get("MLFLOW_RUN_ID"))
 mlflow.log_param("client", mlflow.__version__)
+mlflow.set_tag("logged.by", "the job")
 for step in range(5):
     mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
 with open("note.txt", "w") as f:
@@ -69,6 +70,7 @@ def _check_run(mljob: Callable[..., subprocess.CompletedProcess[str]], home: Pat
     assert view is not None
     assert view.status == "Completed", shown.stdout
     assert view.params.get("client") == client, shown.stdout
+    assert view.tags.get("logged.by") == "the job"
     assert [(p.step, p.value) for p in history.metric_history(view.run_id, "loss")] == [
         (s, 1.0 / (s + 1)) for s in range(5)]
     assert view.metrics["loss"] == pytest.approx(0.2)
