@@ -134,7 +134,14 @@ class Driver:
                     last.tags.get(orphans.INTERRUPTED_TAG) != "true":
                 self._tell(study, frozen.number, last)
                 continue
-            values = space_mod.from_params(frozen.params, self.space)
+            if all(name in frozen.params for name in self.space):
+                values = space_mod.from_params(frozen.params, self.space)
+            else:
+                # The driver died between Optuna's ask and the trial's last draw: draw the missing values now (what
+                # was drawn stays), so that the trial runs once, with a full set.
+                import optuna
+
+                values = space_mod.sample(optuna.trial.Trial(study, frozen._trial_id), self.space)
             self.reruns.append((frozen.number, values, len(views)))
             what = "never started" if last is None else f"stopped with the driver ({last.name})"
             self.say(f"trial {frozen.number} {what}: running it again with the same values")

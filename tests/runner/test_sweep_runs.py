@@ -365,3 +365,37 @@ def test_a_20_trial_sweep_completes_on_each_history_path(path: str, mljob: Mljob
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert f"best trial: {best.name} " in shown.stdout and "status: Completed" in shown.stdout
     assert all(f" {t.name} " in shown.stdout for t in trials)
+
+
+def test_resume_draws_the_values_of_a_trial_the_driver_asked_for_but_died_before_drawing(mljob: Mljob,
+                                                                                           tmp_path: Path) -> None:
+    # A driver killed between Optuna's ask() and the trial's draws leaves a RUNNING trial with no params (seen in CI:
+    # `internal error in the sweep driver: KeyError: 'x'` on resume). Made here without a race: a finished sweep,
+    # one more asked trial, and the sweep's record put back as its killed driver leaves it.
+    path = _sweep_file(tmp_path, """\
+        type: sweep
+        trial:
+          command: python train.py --x ${{search_space.x}}
+          code: src
+          environment: {image: python:3.11}
+        sampling_algorithm: random
+        search_space:
+          x: {type: uniform, min_value: 0, max_value: 1}
+        objective: {goal: minimize, primary_metric: loss}
+        limits: {max_total_trials: 1, max_concurrent_trials: 1}
+    """, "import sys, mlflow\nmlflow.log_metric('loss', float(sys.argv[2]))\n")
+    assert mljob("run", str(path), "--set", "compute=process", "--name", "asked_sweep").returncode == 0
+    study = optuna.load_study(study_name="asked_sweep", storage=_storage())
+    orphaned = study.ask()
+    assert orphaned.params == {}
+    sweep = history().find("asked_sweep")
+    history().set_status(sweep.run_id, "Failed", "the driver was killed")
+    resumed = mljob("job", "resume", "-n", "asked_sweep", "--stream")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "internal error" not in resumed.stdout + resumed.stderr
+    rerun = [t for t in _trials("asked_sweep") if t.tags.get("mljob.trial") == str(orphaned.number)]
+    assert len(rerun) == 1 and rerun[0].status == "Completed"
+    x = float(rerun[0].params["x"])
+    assert 0 <= x <= 1 and rerun[0].metrics["loss"] == pytest.approx(x)
+    assert optuna.load_study(study_name="asked_sweep", storage=_storage()).trials[orphaned.number].params["x"] == \
+        pytest.approx(x)
