@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
+import stat
+import sys
+import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from mljob.runner import registry
+from mljob.runner import copies, registry
 
 TERMINAL = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
 STATUSES = ("Preparing", "Running", "Finalizing", *TERMINAL)
@@ -89,38 +92,82 @@ def run_artifact_uri(experiment_location: str | None, run_id: str) -> str:
 
 
 # --- artifacts in a local folder (both stores: what MLflow's LocalArtifactRepository does, without importing it) -----
+# Every copy goes through the copy policy (runner/copies.py): a job's ./outputs is the job's to fill, so a link in it
+# to a file of this machine, a loop of links or a device must not become an artifact (the copy runs on this machine,
+# also for jobs in containers).
+
+_said: set[str] = set()
+
+
+def _reporter(local: Path) -> Callable[[str], None]:
+    """Says what a copy of `local` skipped, each thing once (./logs is copied again every few seconds while the job
+    runs), on stderr: the terminal of `mljob run`, the run's runner.log for a detached runner."""
+
+    def say(message: str) -> None:
+        key = f"{local}\0{message}"
+        if key not in _said:
+            if len(_said) > 10_000:
+                _said.clear()
+            _said.add(key)
+            print(message, file=sys.stderr, flush=True)
+
+    return say
 
 
 def copy_in(folder: Path, local: Path, artifact_path: str) -> None:
-    """`local` (a folder's files, or one file) into the run's artifact `folder` under `artifact_path`."""
-    target = folder / artifact_path
-    if local.is_dir():
+    """`local` (a folder's files, or one file) into the run's artifact `folder` under `artifact_path`. `local` itself
+    is not followed when it is a link: the job could have made its ./outputs one."""
+    what = f"artifacts `{artifact_path}`"
+    try:
+        mode = local.lstat().st_mode
+    except FileNotFoundError:
+        return
+    say = _reporter(local)
+    options = dict(limit_bytes=copies.limit(copies.ARTIFACT_LIMIT), what=what, progress=say,
+                   advice=f"Write less into {local.name}")
+    if stat.S_ISDIR(mode):
         if any(local.iterdir()):
-            shutil.copytree(local, target, dirs_exist_ok=True)
-    elif local.is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(local, target / local.name)
+            copies.copy_tree(local, folder / artifact_path, follow_root=False, **options)  # type: ignore[arg-type]
+    elif stat.S_ISREG(mode):
+        copies.copy_file(local, folder / artifact_path / local.name, follow=False, **options)  # type: ignore[arg-type]
+    else:
+        say(f"{what}: skipped {local}: {copies.special_kind(mode) or 'a link'}, not a folder or a regular file")
+
+
+@contextlib.contextmanager
+def staged(local: Path, artifact_path: str) -> Iterator[Path]:
+    """A copy of `local` made by the same policy, in a temporary folder, for a store that uploads what it is given
+    (MLflow's client reads through links): the folder, or the file, to upload (missing when there is nothing)."""
+    with tempfile.TemporaryDirectory(prefix="mljob-artifacts-") as place:
+        copy_in(Path(place), local, artifact_path)
+        ready = Path(place) / artifact_path
+        yield ready / local.name if local.is_file() and not local.is_symlink() else ready
 
 
 def list_local(folder: Path, path: str | None = None) -> Iterator[tuple[str, int | None]]:
     """Every file under the artifact `folder` (or its `path`) as (path relative to `folder`, size), depth first."""
     start = folder / path if path else folder
-    if not start.is_dir():
+    root, real = os.path.realpath(folder), os.path.realpath(start)
+    if not start.is_dir() or not (real == root or real.startswith(root.rstrip("/") + "/")):
         return
-    for entry in sorted(start.rglob("*")):
-        if entry.is_file():
-            yield entry.relative_to(folder).as_posix(), entry.stat().st_size
+    prefix = start.relative_to(folder).as_posix()
+    for relative, size in copies.listing(start):
+        yield (f"{prefix}/{relative}" if prefix != "." else relative), size
 
 
 def copy_out(folder: Path, path: str, destination: Path, run_id: str) -> Path:
     """The artifact `path` (a file or a folder) of the run whose artifact folder is `folder`, into `destination`."""
     source = folder / path
     target = destination / path
-    if source.is_dir():
-        shutil.copytree(source, target, dirs_exist_ok=True)
-    elif source.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+    real, root = os.path.realpath(source), os.path.realpath(folder)
+    inside = real == root or real.startswith(root.rstrip("/") + "/")  # an artifact path never leads out
+    options = dict(limit_bytes=copies.limit(copies.ARTIFACT_LIMIT), what=f"artifact `{path}`",
+                   progress=_reporter(source),
+                   advice="Download a part of it (`mljob job download` takes the run's top folders one by one)")
+    if inside and os.path.isdir(real):
+        copies.copy_tree(source, target, **options)  # type: ignore[arg-type]
+    elif inside and os.path.isfile(real):
+        copies.copy_file(source, target, **options)  # type: ignore[arg-type]
     else:
         raise FileNotFoundError(f"no artifact `{path}` in run {run_id}")
     return target

@@ -31,6 +31,7 @@ from mljob.runner.history_base import (
     list_local,
     local_path,
     new_artifact_location,
+    staged,
 )
 
 # MLflow's log_batch takes at most this many params or tags in one call (MAX_PARAMS_TAGS_PER_BATCH).
@@ -233,11 +234,13 @@ class MlflowStore(Store):
         folder = self._artifact_dir(run_id)
         if folder is not None:
             copy_in(folder, local, artifact_path)
-        elif local.is_dir():
-            if any(local.iterdir()):
-                self.client.log_artifacts(run_id, str(local), artifact_path)
-        elif local.is_file():
-            self.client.log_artifact(run_id, str(local), artifact_path)
+            return
+        with staged(local, artifact_path) as ready:  # MLflow's client would read through a link in ./outputs
+            if ready.is_dir():
+                if any(ready.iterdir()):
+                    self.client.log_artifacts(run_id, str(ready), artifact_path)
+            elif ready.is_file():
+                self.client.log_artifact(run_id, str(ready), artifact_path)
 
     # --- reading ----------------------------------------------------------------------------------------------------
 

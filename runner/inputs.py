@@ -7,13 +7,14 @@ interrupted download is never mistaken for a finished one), with progress.
 from __future__ import annotations
 
 import hashlib
-import shutil
+import stat
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from mljob.runner import registry
+from mljob.runner import copies, problems, registry
 
 DATA_TYPES = ("uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model")
 LITERAL_TYPES = ("string", "integer", "number", "boolean")
@@ -83,13 +84,31 @@ def download(url: str, progress: Callable[[str], None]) -> Path:
     return target
 
 
-def copy_in(source: Path, destination: Path) -> Path:
-    """A private copy of an input (mode `download`): the job may change it without touching the original."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    if source.is_dir():
-        shutil.copytree(source, destination, symlinks=True)
-    else:
-        destination.mkdir(parents=True, exist_ok=True)
-        destination = destination / source.name
-        shutil.copy2(source, destination)
-    return destination
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def copy_in(source: Path, destination: Path, progress: Callable[[str], None] | None = None) -> Path:
+    """A private copy of an input (mode `download`; `destination` is named after the input) that the job may change
+    without touching the original, by the copy policy (runner/copies.py). An input that is not a regular file or a
+    folder (a device such as /dev/zero, a named pipe) is refused before anything is read."""
+    name = destination.name
+    progress = progress or _stderr
+    try:
+        mode = source.stat().st_mode
+    except OSError as err:
+        raise problems.plain(source, problems.INPUT_MISSING, f"input `{name}`: cannot read {source} "
+                             f"({err.strerror}).") from None
+    kind = copies.special_kind(mode)
+    if kind:
+        raise problems.plain(source, problems.INPUT_UNREACHABLE, f"input `{name}`: {source} is {kind}, not a file "
+                             "or a folder, and `mode: download` copies only those. Read it in place with "
+                             "`mode: ro_mount`, or give a file or a folder.")
+    options = dict(limit_bytes=copies.limit(copies.INPUT_LIMIT), what=f"input `{name}`", progress=progress,
+                   code=problems.INPUT_UNREACHABLE, advice="Read it in place with `mode: ro_mount` (no copy)")
+    if stat.S_ISDIR(mode):
+        copies.copy_tree(source, destination, **options)  # type: ignore[arg-type]
+        return destination
+    target = destination / source.name
+    copies.copy_file(source, target, **options)  # type: ignore[arg-type]
+    return target

@@ -2,19 +2,20 @@
 
 Ignore files are honoured as Azure ML does: `.amlignore` where a folder has one, else its `.gitignore` (git's pattern
 syntax: `!` negation, trailing `/` for folders, `/` anchoring, `*`, `?`, `**`, `[…]`). `.git` is never copied.
+The copy itself follows mljob's copy policy (runner/copies.py): no links out of the folder, no special files, sparse
+files kept sparse, a size limit.
 The run records where the code came from: git remote, commit, branch, and whether the tree was dirty.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from mljob.runner import copies, problems
 
 IGNORE_FILES = (".amlignore", ".gitignore")
 _ALWAYS_SKIPPED = {".git"}
@@ -115,53 +116,48 @@ def _rules_in(folder: Path) -> list[_Rule] | None:
     return None
 
 
-@dataclass
-class Snapshot:
-    files: int = 0
-    bytes: int = 0
+class _Ignored:
+    """`copies.copy_tree`'s `ignore` for a code folder: `.git`, the ignore files themselves, and what their rules
+    leave out (each folder's ignore file read once, when the walk first reaches something in it)."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.found: dict[str, list[_Rule] | None] = {}
+
+    def __call__(self, relative: str, is_dir: bool) -> bool:
+        folder, _, name = relative.rpartition("/")
+        if name in _ALWAYS_SKIPPED or (not is_dir and name in IGNORE_FILES):
+            return True
+        rules: list[tuple[str, list[_Rule]]] = []
+        parts = folder.split("/") if folder else []
+        for depth in range(len(parts) + 1):
+            base = "/".join(parts[:depth])
+            if base not in self.found:
+                self.found[base] = _rules_in(self.source / base if base else self.source)
+            if self.found[base]:
+                rules.append((base, self.found[base]))  # type: ignore[arg-type]
+        return _ignored(rules, relative, is_dir)
 
 
-def copy_code(source: Path, destination: Path, progress: Callable[[str], None] | None = None) -> Snapshot:
-    """Copy `source` into `destination` (which must not exist), skipping ignored files; symlinks stay links."""
-    destination.mkdir(parents=True)
-    stats = Snapshot()
-    rules: list[tuple[str, list[_Rule]]] = []
-    last_report = time.monotonic()
-    for folder, dirs, files in os.walk(source):
-        here = Path(folder)
-        relative_folder = here.relative_to(source).as_posix()
-        relative_folder = "" if relative_folder == "." else relative_folder
-        # Rules of folders we have left no longer apply; os.walk is depth first, so a prefix test is enough.
-        rules = [(b, r) for b, r in rules if not b or relative_folder == b or relative_folder.startswith(b + "/")]
-        found = _rules_in(here)
-        if found:
-            rules.append((relative_folder, found))
-
-        def rel(name: str) -> str:
-            return f"{relative_folder}/{name}" if relative_folder else name  # noqa: B023 (used within this loop)
-
-        kept_dirs = []
-        for name in sorted(dirs):
-            path = here / name
-            if name in _ALWAYS_SKIPPED or _ignored(rules, rel(name), True):
-                continue
-            if path.is_symlink():
-                files.append(name)
-                continue
-            kept_dirs.append(name)
-            (destination / rel(name)).mkdir()
-        dirs[:] = kept_dirs
-        for name in files:
-            if name in IGNORE_FILES or _ignored(rules, rel(name), False):
-                continue
-            target = destination / rel(name)
-            shutil.copy2(here / name, target, follow_symlinks=False)
-            stats.files += 1
-            stats.bytes += target.lstat().st_size
-            if progress and time.monotonic() - last_report > 1.0:
-                progress(f"code snapshot: {stats.files} files, {stats.bytes / 2**20:.1f} MiB so far")
-                last_report = time.monotonic()
-    return stats
+def copy_code(source: Path, destination: Path, progress: Callable[[str], None] | None = None) -> copies.CopyStats:
+    """Copy `source` into `destination` (which must not exist), skipping ignored files, by the copy policy
+    (runner/copies.py): links inside stay links, links out and special files are skipped with a message, sparse
+    files stay sparse, and a snapshot larger than the limit stops with nothing left behind."""
+    if destination.exists():
+        raise FileExistsError(destination)
+    if source.resolve() == Path("/"):
+        raise problems.plain(source, problems.NOT_RUNNABLE, "code `/` is the whole file system, which a run "
+                             "cannot copy; give the folder of the job's code (`code: .` or `code: src`).")
+    options = dict(limit_bytes=copies.limit(copies.SNAPSHOT_LIMIT), what="code snapshot", progress=progress,
+                   advice="Leave big files out with .amlignore (or .gitignore) in the code folder")
+    if source.is_dir():
+        return copies.copy_tree(source, destination, ignore=_Ignored(source), **options)  # type: ignore[arg-type]
+    mode = source.stat().st_mode
+    kind = copies.special_kind(mode)
+    if kind:
+        raise problems.plain(source, problems.NOT_RUNNABLE, f"code `{source}` is {kind}, not a folder or a file; "
+                             "give the folder of the job's code.")
+    return copies.copy_file(source, destination / source.name, **options)  # type: ignore[arg-type]
 
 
 def git_info(folder: Path) -> dict[str, str]:

@@ -68,3 +68,18 @@ def test_git_facts_of_a_repository_without_commits(tmp_path: Path) -> None:
     _make(tmp_path / "fresh", {"train.py": "print(1)\n"})
     subprocess.run(["git", "-C", str(tmp_path / "fresh"), "init", "-q"], check=True)
     assert git_info(tmp_path / "fresh") == {}  # nothing to name yet
+
+
+def test_ignore_rules_apply_to_links_and_nested_folders(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _make(src, {".amlignore": "cache/\n*.log\n", "train.py": "", "real/a.py": "", "real/b.py": "",
+                "real/run.log": "", "real/.amlignore": "a.py\n"})
+    (src / "cache").symlink_to("real")  # a link to a folder counts as a folder for `cache/`
+    (src / "linked.log").symlink_to("train.py")
+    (src / "code").symlink_to("real")  # kept, as a link
+    (src / ".git").mkdir()
+    (src / ".git" / "HEAD").write_text("ref\n")
+    copy_code(src, tmp_path / "snap")
+    snap = tmp_path / "snap"
+    assert {p.relative_to(snap).as_posix() for p in snap.rglob("*")} == {"train.py", "real", "real/b.py", "code"}
+    assert (snap / "code").is_symlink() and (snap / "code" / "b.py").exists()
