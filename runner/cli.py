@@ -51,18 +51,22 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from mljob.runner.diagnostics import Diagnostic, Range
+    from mljob.runner.document import read_text
     from mljob.runner.migrate import MigrationError, migrate_text
 
     path = Path(args.file)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        print(f"{path}: error MLJ001: cannot read the file ({err}).", file=sys.stderr)
+    # Read as `mljob validate` reads (runner/document.py: regular files only, at most 4 MiB); migrate_text then
+    # refuses what validation refuses before YAML is read (an alias bomb), with the same codes and lines.
+    text, problem = read_text(path)
+    if text is None:
+        print(line_format(path, problem), file=sys.stderr)  # type: ignore[arg-type]
         return 1
     try:
         result = migrate_text(text)
     except MigrationError as err:
-        print(f"{path}: error MLJ002: {err}", file=sys.stderr)
+        found = Diagnostic(Range.at(err.line, err.column), Severity.ERROR, err.code, err.reason)
+        print(line_format(path, found), file=sys.stderr)
         return 1
     for change in result.changes:
         print(f"{path}:{change.line + 1}: {change.message}", file=sys.stderr)

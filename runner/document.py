@@ -8,7 +8,9 @@ syntax errors, duplicate keys, alias bombs, tabs) become diagnostics here; nothi
 from __future__ import annotations
 
 import codecs
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,8 +219,7 @@ def _diag(line: int, column: int, code: str, message: str, end_column: int | Non
 def decode(data: bytes, path: Path | None = None) -> tuple[str | None, Diagnostic | None]:
     """Bytes → text, or one diagnostic that says what is wrong with the file and what to do."""
     if len(data) > MAX_BYTES:
-        return None, _diag(0, 0, "MLJ001", f"The file is {len(data) / 2**20:.1f} MiB; job files are at most "
-                           f"{MAX_BYTES // (1024 * 1024)} MiB. Is this the right file?")
+        return None, _too_large(len(data))
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return data.decode("utf-16"), None
@@ -238,28 +239,66 @@ def decode(data: bytes, path: Path | None = None) -> tuple[str | None, Diagnosti
                            f"column {column + 1}); save it as UTF-8.")
 
 
-def read(path: Path) -> Document:
-    """Read a job file from disk without ever reading more than MAX_BYTES of it."""
+def _too_large(size: int) -> Diagnostic:
+    return _diag(0, 0, "MLJ001", f"The file is {size / 2**20:.1f} MiB; job files are at most "
+                 f"{MAX_BYTES // (1024 * 1024)} MiB. Is this the right file?")
+
+
+def _not_a_file(mode: int) -> Diagnostic:
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+    return _diag(0, 0, "MLJ001", f"This is {kind}, not a job file: only regular files are read (reading this one "
+                 "could wait forever).")
+
+
+def read_text(path: Path) -> tuple[str | None, Diagnostic | None]:
+    """A job file's text, read within the limits every reader of files shares (`mljob validate`, `mljob migrate`,
+    and `mljob run`/`job create` through validation): a regular file only — a FIFO, a device, a socket or a folder
+    is refused from its `stat`, without being opened (opening a FIFO waits for a writer, reading a device may never
+    end) — and never more than MAX_BYTES of it read; then decoded as `decode` does. Returns the text, or None and
+    the one MLJ001 diagnostic that says why not."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
-            if len(data) > MAX_BYTES:
-                handle.seek(0, 2)
-                size = handle.tell()
-                doc = Document("", path)
-                doc.diagnostics.append(_diag(0, 0, "MLJ001", f"The file is {size / 2**20:.1f} MiB; job files are at "
-                                             f"most {MAX_BYTES // (1024 * 1024)} MiB. Is this the right file?"))
-                return doc
+        info = os.stat(path)
     except OSError as err:
-        doc = Document("", path)
-        doc.diagnostics.append(_diag(0, 0, "MLJ001", f"Cannot read the file: {err.strerror or err}."))
-        return doc
-    text, problem = decode(data, path)
+        return None, _diag(0, 0, "MLJ001", f"Cannot read the file: {err.strerror or err}.")
+    if not stat.S_ISREG(info.st_mode):
+        return None, _not_a_file(info.st_mode)
+    try:
+        # O_NONBLOCK: should the path have become a FIFO since the stat, opening it does not wait for a writer.
+        handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
+    except OSError as err:
+        return None, _diag(0, 0, "MLJ001", f"Cannot read the file: {err.strerror or err}.")
+    with handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None, _not_a_file(info.st_mode)
+        try:
+            data = handle.read(MAX_BYTES + 1)
+        except OSError as err:
+            return None, _diag(0, 0, "MLJ001", f"Cannot read the file: {err.strerror or err}.")
+    if len(data) > MAX_BYTES:
+        return None, _too_large(max(info.st_size, len(data)))
+    return decode(data, path)
+
+
+def read(path: Path) -> Document:
+    """Read and parse a job file from disk (`read_text`'s limits)."""
+    text, problem = read_text(path)
     if text is None:
         doc = Document("", path)
         doc.diagnostics.append(problem)  # type: ignore[arg-type]
         return doc
     return parse(text, path)
+
+
+def alias_problem(text: str) -> Diagnostic | None:
+    """The MLJ005 diagnostic `parse` gives `text` (aliases that expand to more than MAX_EXPANDED_NODES values, or
+    that refer to themselves), if any: a reader that expands aliases (ruamel's round trip in migrate.py walks the
+    tree it loads) asks this first. Counted on libyaml's node graph, each shared node once: bounded by the text."""
+    if "*" not in text:  # no alias, nothing to expand
+        return None
+    return next((d for d in parse(text).diagnostics if d.code == "MLJ005"), None)
 
 
 _TAB_PROBLEM = re.compile(r"found character '\\t' that cannot start any token|found a tab character")

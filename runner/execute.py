@@ -136,8 +136,10 @@ def submit(job: Job, overrides: list[str], name: str | None = None, *, plan: Pla
     (run_dir / "plan.json").write_text(plan.to_json(), encoding="utf-8")
     (run_dir / "record.json").write_text(
         f'{{"run_id": "{run.run_id}", "experiment_id": "{run.experiment_id}"}}\n', encoding="utf-8")
+    # `listening`: whether a SIGTERM to the runner reaches its handler (`mljob job cancel` waits for it: a detached
+    # runner still starting would be killed outright by one, and the cancel lost with it).
     orphans.register(plan.name, {"run_id": run.run_id, "tracking_uri": history.uri, "run_dir": str(run_dir),
-                                 "compute_type": plan.compute_type, "started": False})
+                                 "compute_type": plan.compute_type, "started": False, "listening": False})
     orphans.claim(plan.name)  # this process answers for the run until a detached runner claims it
     return Submission(plan, run_dir, run.run_id, run.experiment_id, history, backend)
 
@@ -320,6 +322,13 @@ class Execution:
         previous: dict[int, object] = {}
         try:
             previous = self._install_signals()
+            # From here a cancel's SIGTERM is handled (in a sweep's trial thread, by the driver's handler). A cancel
+            # asked before that only left its file (see `jobs.cancel`): it is seen now, after the entry says so.
+            orphans.register(name, {"listening": True})
+            if self.cancel_reason is None and (self.s.run_dir / "cancel").exists():
+                self.cancel_reason = "canceled with `mljob job cancel`"
+            if self.cancel_reason is not None:
+                raise _Canceled()
             log_file(self.s.run_dir).parent.mkdir(parents=True, exist_ok=True)
             launch = self._prepare()
             orphans.register(name, {"started": True})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from mljob.runner import orphans, problems
+from mljob.runner import orphans, problems, procfs
 from mljob.runner.execute import Execution, Outcome, last_lines, log_file, run_dir_for, submit
 from mljob.runner.history import TERMINAL, History, RunView, local_path
 from mljob.runner.model import Job, JobInvalid, load_job
@@ -293,11 +292,21 @@ def cancel(name: str) -> int:
         _out(f"{name}: Canceled")
         return 0
     (Path(entry["run_dir"]) / "cancel").touch()
-    if orphans.runner_alive(entry):
-        os.kill(int(entry["pid"]), signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while orphans.read(name) is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
+    # The file is the request; SIGTERM only wakes the runner, and is sent once its entry says a handler will take it
+    # (a detached runner still starting would die of it: the run would end Canceled, but not by its runner's hand).
+    # The runner reads the file as soon as its handler is in place, so a cancel made before is not lost; one that is
+    # not listening after a few seconds is signalled anyway. Waiting lasts only while that runner (its pid and start
+    # time) lives: a runner gone is cleaned up below at once.
+    asked = time.monotonic()
+    signalled = False
+    while time.monotonic() < asked + 60:
+        entry = orphans.read(name)
+        if entry is None or not orphans.runner_alive(entry):
+            break
+        if not signalled and (entry.get("listening", True) or time.monotonic() > asked + 5):
+            signalled = True
+            procfs.signal_process(int(entry["pid"]), str(entry["pid_start"]), signal.SIGTERM)
+        time.sleep(0.05)
     orphans.reap(quiet=True)
     view = _find(history, name)
     _out(f"{name}: {view.status}" + (f" ({view.reason})" if view.reason else ""))

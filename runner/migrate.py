@@ -45,16 +45,38 @@ class Migration:
 
 
 class MigrationError(ValueError):
-    """The text is not YAML. `line`/`column` are 0-based; the message shows them 1-based, as editors do."""
+    """The text cannot be migrated: not YAML (MLJ002), or beyond the limits `mljob validate` has (MLJ001, MLJ005).
+    `line`/`column` are 0-based; the message shows them 1-based, as editors do; `reason` is the message without
+    them."""
 
-    def __init__(self, message: str, line: int, column: int) -> None:
+    def __init__(self, message: str, line: int, column: int, code: str = "MLJ002", reason: str | None = None) -> None:
         super().__init__(message)
         self.line = line
         self.column = column
+        self.code = code
+        self.reason = reason if reason is not None else message.split(": ", 1)[-1]
+
+
+def _check_bounds(text: str) -> None:
+    """Refuse what `mljob validate` refuses before reading it as YAML: more than 4 MiB, or aliases that expand past
+    the limit (ruamel's tree shares an alias's values, but the migration walks them all: a 400-byte bomb would
+    walk for ever). Checked on libyaml's node graph, as validation does (runner/document.py)."""
+    from mljob.runner import document
+
+    if len(text) > document.MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > document.MAX_BYTES:
+        raise MigrationError(f"line 1, column 1: the text is more than {document.MAX_BYTES // 2**20} MiB; job "
+                             "files are not that large: not migrated", 0, 0, "MLJ001")
+    problem = document.alias_problem(text)
+    if problem is not None:
+        start = problem.range.start
+        raise MigrationError(f"line {start.line + 1}, column {start.column + 1}: {problem.message}",
+                             start.line, start.column, problem.code, problem.message)
 
 
 def migrate_text(text: str) -> Migration:
-    """Return `text` in GA syntax plus one `Change` per rewrite; GA text comes back identical."""
+    """Return `text` in GA syntax plus one `Change` per rewrite; GA text comes back identical. Raises
+    MigrationError for text that is not YAML or is beyond validation's limits."""
+    _check_bounds(text)
     had_bom = text.startswith("\ufeff")
     body = text[1:] if had_bom else text
     crlf = _first_line_break(body) == "\r\n"

@@ -1,10 +1,12 @@
 """Runs in flight, and what is left of them when their runner dies.
 
-Each run being executed has an entry $MLJOB_HOME/active/NAME.json naming its runner (pid and that process's start
-time, so a reused pid is not mistaken for it) and what its backend started. The entry is written before anything
-starts and removed after everything is cleaned up. Any later mljob call that runs or reads jobs looks at these
-entries (one directory listing when nothing is wrong); for a runner that is gone it removes the container or process
-group, saves the logs it had, and marks the run Failed (Canceled if a cancel had been asked for).
+Each run being executed has an entry $MLJOB_HOME/active/NAME.json naming its runner (pid, that process's start time
+and the boot, so a reused pid is not mistaken for it) and what its backend started (a process group is named by its
+leader's start time too: the backend signals only processes it can tell are the run's, never a pid's new owner). The
+entry is written before anything starts and removed after everything is cleaned up. Any later mljob call that runs
+or reads jobs looks at these entries (one directory listing when nothing is wrong); for a runner that is gone it
+removes the container or process group, saves the logs it had, and marks the run Failed (Canceled if a cancel had
+been asked for).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def register(name: str, facts: dict[str, Any]) -> None:
 def claim(name: str, pid: int | None = None) -> None:
     """Record `pid` (default: this process) as the run's runner."""
     pid = pid or os.getpid()
-    register(name, {"pid": pid, "pid_start": process_start(pid)})
+    register(name, {"pid": pid, "pid_start": process_start(pid), "boot": procfs.boot_id() or ""})
 
 
 def read(name: str) -> dict[str, Any] | None:
@@ -63,8 +65,15 @@ def unregister(name: str) -> None:
 
 
 def runner_alive(entry: dict[str, Any]) -> bool:
+    """The run's runner still runs: a process with its pid that started when it did, in this boot (a pid alone may
+    be anyone's by now)."""
     pid = int(entry.get("pid") or 0)
-    return pid > 0 and process_start(pid) == entry.get("pid_start")
+    if pid <= 0 or not entry.get("pid_start"):
+        return False
+    boot = entry.get("boot")
+    if boot and boot != procfs.boot_id():
+        return False
+    return process_start(pid) == entry.get("pid_start")
 
 
 def dead_entries() -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +17,8 @@ class ProcStat:
     state: str  # R, S, D, T, Z (zombie), X (dead), …
     ppid: int
     pgid: int
-    start: str  # the kernel's start time in clock ticks: with the pid, it names one process for good
+    start: str  # the kernel's start time in clock ticks: with the pid (and the boot), it names one process for good
+    session: int = 0
 
     @property
     def alive(self) -> bool:
@@ -33,7 +35,16 @@ def stat(pid: int) -> ProcStat | None:
         return None
     # "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses, so split after its last ")".
     fields = raw[raw.rfind(b")") + 2:].split()
-    return ProcStat(pid, fields[0].decode(), int(fields[1]), int(fields[2]), fields[19].decode())
+    return ProcStat(pid, fields[0].decode(), int(fields[1]), int(fields[2]), fields[19].decode(), int(fields[3]))
+
+
+def boot_id() -> str | None:
+    """This boot of the machine: start times count from the boot, so a process is named by (boot, pid, start)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
 
 
 def processes() -> Iterator[ProcStat]:
@@ -47,3 +58,32 @@ def processes() -> Iterator[ProcStat]:
             found = stat(int(name))
             if found is not None:  # None: it ended meanwhile
                 yield found
+
+
+def signal_process(pid: int, start: str, sig: int) -> bool:
+    """Send `sig` to the process named by (pid, start time), and to no other: through a pidfd opened on the pid and
+    then checked to be that process, so a pid that changed hands in between is never signalled. False when that
+    process is gone (or is not ours to signal)."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except OSError:  # no pidfds here (an old kernel, a sandbox): check, then signal by pid
+        now = stat(pid)
+        if now is None or now.start != start:
+            return False
+        try:
+            os.kill(pid, sig)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+    try:
+        now = stat(pid)
+        if now is None or now.start != start:
+            return False
+        signal.pidfd_send_signal(handle, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        os.close(handle)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
+import sys
 from pathlib import Path
 
 from mljob.runner.validate import Settings, validate_file, validate_text
@@ -76,3 +79,42 @@ def test_a_key_written_as_a_mapping_or_list_is_named_not_crashed_on() -> None:
     assert ("MLJ101", 3) in found and ("MLJ101", 4) in found and ("MLJ004", 5) in found
     message = next(d.message for d in validate_text(text, None).diagnostics if d.code == "MLJ101")
     assert "keys are plain names" in message and "ScalarNode" not in message
+
+
+# --- special files, through the command line: refused at once, never waited on (issue 17, finding 6) -------------
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`mljob ARGS` as its own process (no resident runner, a home of the test's): a hang is a 30 s timeout."""
+    env = {**os.environ, "MLJOB_DAEMON": "0", "MLJOB_HOME": str(tmp_path / "mljob-home")}
+    return subprocess.run([sys.executable, "-m", "mljob", *args], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=30)
+
+
+def test_a_fifo_is_refused_by_validate_and_run_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "job.yml")  # opening it for reading would wait for a writer that never comes
+    validated = _cli(tmp_path, "validate", "job.yml")
+    assert validated.returncode == 1, validated.stdout + validated.stderr
+    (line,) = validated.stdout.splitlines()
+    assert line.startswith("job.yml:1:1: error MLJ001: This is a named pipe (FIFO), not a job file"), line
+    ran = _cli(tmp_path, "run", "job.yml")
+    assert ran.returncode == 1 and line in ran.stderr.splitlines(), ran.stdout + ran.stderr
+    created = _cli(tmp_path, "job", "create", "-f", "job.yml")
+    assert created.returncode == 1 and line in created.stderr.splitlines(), created.stdout + created.stderr
+
+
+def test_devices_and_folders_are_refused_without_being_read(tmp_path: Path) -> None:
+    from mljob.runner.document import read_text
+
+    for path, kind in ((Path("/dev/zero"), "a device"), (Path("/dev/null"), "a device"), (tmp_path, "a folder")):
+        text, problem = read_text(path)
+        assert text is None and problem is not None and problem.code == "MLJ001", path
+        assert f"This is {kind}, not a job file" in problem.message
+
+
+def test_a_folder_walk_skips_a_fifo_named_like_a_job(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yml")
+    (tmp_path / "job.yml").write_text("$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"
+                                      "command: echo\nenvironment: azureml:e@latest\n")
+    walked = _cli(tmp_path, "validate", ".")
+    assert walked.returncode == 0 and walked.stdout == "", walked.stdout + walked.stderr

@@ -531,3 +531,72 @@ def test_process_count_is_divided_by_a_compute_instance_count_written_after_it()
         "distribution:\n  type: pytorch\n  process_count_per_instance: 2\n"
         "compute: azureml:gpu\nresources:\n  instance_count: 2\n"
     )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Bounded exactly like `mljob validate` (issue 17, finding 6): what validation refuses at once, migrate refuses at
+# once too, with the same code and line; nothing is handed to ruamel's round trip beyond those limits.
+
+
+def _alias_bomb() -> str:
+    lines = ["$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json",
+             "a: &a [x,x,x,x,x,x,x,x,x,x]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 10)}]")
+    return "\n".join(lines) + "\n"  # ~400 bytes; 10^9 values once expanded
+
+
+def _cli(folder: Path, *args: str) -> Any:
+    """`mljob ARGS` as its own process (no resident runner): a hang is a 30 s timeout, not a stuck suite."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLJOB_DAEMON": "0", "MLJOB_HOME": str(folder / "mljob-home")}
+    return subprocess.run([sys.executable, "-m", "mljob", *args], capture_output=True, text=True, cwd=folder,
+                          env=env, timeout=30)
+
+
+def _write_bomb(path: Path) -> None:
+    path.write_text(_alias_bomb())
+
+
+def _write_huge(path: Path) -> None:
+    with path.open("wb") as handle:
+        handle.write(b"code:\n  local_path: src\ncommand: " + b"x" * 1024 + b"\n")
+        handle.truncate(50 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(("make", "code"), [(_write_bomb, "MLJ005"), (_write_huge, "MLJ001"), (os.mkfifo, "MLJ001")],
+                         ids=["alias-bomb", "50-MB", "fifo"])
+def test_migrate_refuses_what_validate_refuses_at_once_with_the_same_line(tmp_path: Path, make: Any,
+                                                                          code: str) -> None:
+    make(tmp_path / "job.yml")
+    validated = _cli(tmp_path, "validate", "job.yml")
+    (expected,) = validated.stdout.splitlines()
+    assert validated.returncode == 1 and f": error {code}: " in expected, validated.stdout + validated.stderr
+    for args in (("migrate", "job.yml"), ("migrate", "--write", "job.yml")):
+        migrated = _cli(tmp_path, *args)
+        assert migrated.returncode == 1, migrated.stdout + migrated.stderr
+        assert migrated.stderr.splitlines() == [expected] and migrated.stdout == ""
+
+
+def test_migrate_text_refuses_an_alias_bomb_before_ruamel_sees_it() -> None:
+    import signal
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError("migrate_text walked the alias bomb for 10 s")
+
+    previous = signal.signal(signal.SIGALRM, expired)  # a regression fails here instead of hanging the suite
+    signal.alarm(10)
+    try:
+        with pytest.raises(MigrationError, match=r"line 7, column 4: Aliases here expand") as caught:
+            migrate_text(_alias_bomb())
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert (caught.value.code, caught.value.line, caught.value.column) == ("MLJ005", 6, 3)
+
+
+def test_a_few_shared_aliases_still_migrate() -> None:
+    text = "base: &b {a: 1}\ncode:\n  local_path: src\nx: *b\ny: *b\n"
+    assert migrated(text) == "base: &b {a: 1}\ncode: src\nx: *b\ny: *b\n"

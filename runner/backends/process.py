@@ -48,7 +48,9 @@ class ProcessBackend(Backend):
         self._proc = subprocess.Popen(
             [_shell(), "-c", launch.command], cwd=launch.workdir, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        return {"pgid": str(self._proc.pid)}
+        # The group's leader is named by its start time too: a later call reaping this run signals the group only
+        # while that very process (or what it left in its session) holds the number (see `run_members`).
+        return {"pgid": str(self._proc.pid), "pgid_start": start_of(self._proc.pid), "boot": procfs.boot_id() or ""}
 
     def output(self) -> Iterator[bytes]:
         assert self._proc is not None and self._proc.stdout is not None
@@ -90,14 +92,88 @@ class ProcessBackend(Backend):
         pgid = int(facts.get("pgid") or 0)
         if pgid <= 0:
             return "no process had started"
-        alive = _signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + 2
-        while alive and time.monotonic() < deadline:
-            time.sleep(0.05)
-            alive = _signal_group(pgid, 0)
-        if alive:
-            _signal_group(pgid, signal.SIGKILL)
-        return f"process group {pgid} ended" if alive or pgid else "process group already gone"
+        return reap_group(pgid, str(facts.get("pgid_start") or ""), facts)
+
+
+def start_of(pid: int) -> str:
+    """The start time of a process this runner has just started: its child, so at worst a zombie, never gone."""
+    found = procfs.stat(pid)
+    return found.start if found is not None else ""
+
+
+def run_members(pgid: int, leader_start: str, run_id: str) -> tuple[bool, list[procfs.ProcStat]]:
+    """The live processes of a run's process group that are certainly the run's: (the leader is the recorded one,
+    those processes). Nothing is taken on the group's number alone: pids are reused, and a group's number is its
+    leader's pid.
+
+    The group was made by its leader (`start_new_session`: a new session and a new group, both numbered by the
+    leader's pid), recorded with its start time (and the boot, checked by the caller).
+    1. A process with the leader's pid that started at another time is someone else's. The kernel does not hand out
+       a pid while any group or session still has that number, so nothing of the run is left: nothing is signalled.
+    2. The recorded leader is still there (a zombie too): its group is the run's, all of it (only a process of the
+       same session may join a group, and the session is the run's), and is signalled as a group.
+    3. No process has the leader's pid, but processes of its group remain: each is the run's only if it is in the
+       run's session, started no earlier than the leader, and carries the run's MLFLOW_RUN_ID (every process of the
+       job inherits it). Group, session and start time alone do not prove it: once the run's group had emptied, its
+       number may have gone to a stranger's session leader (a terminal's shell, a `setsid` daemon) that then exited,
+       leaving its own background processes in a group and a session of that number, all started after the run's
+       leader. A process of the run that dropped the variable from its environment is then left alone: a process
+       left running is a smaller harm than a stranger's killed.
+    """
+    leader = procfs.stat(pgid)
+    if leader is not None and leader.start != leader_start:
+        return False, []
+    group = [p for p in procfs.processes() if p.pgid == pgid and p.alive]
+    if leader is not None:
+        return True, group
+    mark = f"MLFLOW_RUN_ID={run_id}".encode()
+    return False, [p for p in group if run_id and p.session == pgid and int(p.start) >= int(leader_start)
+                   and mark in _environment(p.pid)]
+
+
+def reap_group(pgid: int, leader_start: str, facts: dict[str, str]) -> str:
+    """Stop what is left of a run's process group whose runner died (SIGTERM, then SIGKILL after 2 s); only the
+    processes `run_members` identifies are signalled."""
+    if not leader_start:
+        return (f"process group {pgid} left alone: it was recorded without its leader's start time, so it cannot be "
+                "told from another process's")
+    boot = str(facts.get("boot") or "")
+    if boot and boot != procfs.boot_id():
+        return f"process group {pgid} already gone (the machine has restarted since)"
+    found = procfs.stat(pgid)
+    if found is not None and found.start != leader_start:
+        return f"process group {pgid} already gone (pid {pgid} is another process now, left alone)"
+    run_id = str(facts.get("run_id") or "")
+    leader, members = run_members(pgid, leader_start, run_id)
+    if not members:
+        return f"process group {pgid} already gone"
+    _signal_members(pgid, leader, members, signal.SIGTERM)
+    deadline = time.monotonic() + 2
+    while members and time.monotonic() < deadline:
+        time.sleep(0.05)
+        leader, members = run_members(pgid, leader_start, run_id)
+    deadline = time.monotonic() + 5  # a process stuck in the kernel longer dies when the kernel lets it
+    while members and time.monotonic() < deadline:
+        _signal_members(pgid, leader, members, signal.SIGKILL)  # again for any child forked meanwhile
+        time.sleep(0.005)
+        leader, members = run_members(pgid, leader_start, run_id)
+    return f"process group {pgid} ended"
+
+
+def _environment(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return handle.read().split(b"\0")
+    except OSError:  # gone, or not ours to read
+        return []
+
+
+def _signal_members(pgid: int, leader: bool, members: list[procfs.ProcStat], sig: int) -> None:
+    if leader:
+        _signal_group(pgid, sig)
+        return
+    for proc in members:
+        procfs.signal_process(proc.pid, proc.start, sig)  # this process only, even if its pid changed hands
 
 
 def wait_group_gone(pgid: int, timeout: float = 5.0) -> None:

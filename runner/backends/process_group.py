@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from mljob.runner import problems
+from mljob.runner import problems, procfs
 from mljob.runner.backends.base import Launch
-from mljob.runner.backends.process import ProcessBackend, _shell, _signal_group, wait_group_gone
+from mljob.runner.backends.process import ProcessBackend, _shell, _signal_group, reap_group, start_of, wait_group_gone
 from mljob.runner.backends.units import Unit, layout_of, units
 from mljob.runner.distribute import free_port
 
@@ -75,7 +75,9 @@ class ProcessGroupBackend(ProcessBackend):
             proc = subprocess.Popen(unit.argv, cwd=launch.workdir, env={**base, **unit.env}, stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             self._procs.append((unit, proc))
-        return {"pgids": ",".join(str(p.pid) for _, p in self._procs)}
+        # Each rank's group is named by its leader's start time too (see process.py's `run_members`).
+        return {"pgids": ",".join(str(p.pid) for _, p in self._procs),
+                "pgid_starts": ",".join(start_of(p.pid) for _, p in self._procs), "boot": procfs.boot_id() or ""}
 
     def output(self) -> Iterator[bytes]:
         assert self._stream is not None
@@ -125,5 +127,10 @@ class ProcessGroupBackend(ProcessBackend):
         groups = [int(p) for p in str(facts.get("pgids") or "").split(",") if p.strip().isdigit()]
         if not groups:
             return ProcessBackend.reap(facts)
-        ended = sum(ProcessBackend.reap({"pgid": str(g)}) != "no process had started" for g in groups)
-        return f"{ended} process group{'s' if ended != 1 else ''} ended"
+        starts = str(facts.get("pgid_starts") or "").split(",")
+        starts += [""] * (len(groups) - len(starts))  # an entry written before start times were recorded
+        done = [reap_group(group, start.strip(), facts) for group, start in zip(groups, starts, strict=False)]
+        ended = sum(d.endswith(" ended") for d in done)
+        left = [d for d in done if " left alone" in d]
+        return (f"{ended} process group{'s' if ended != 1 else ''} ended"
+                + "".join(f"; {d}" for d in left))
