@@ -94,6 +94,8 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="mljob-bench-sweep-"))
     os.environ["MLJOB_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    # As a user with a venv that has MLflow activated: the process compute runs `python` from the caller's PATH.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
     work = home / "job"
     path = _sweep_file(work, args.trials, args.concurrency)
     warm = _sweep_file(home / "warm", 1, 1)

@@ -202,7 +202,9 @@ def test_stop_and_idle_time_end_the_resident_process(resident: Resident) -> None
     assert stopped.returncode == 0 and "stops" in stopped.stdout
     wait_for(lambda: _gone(first["pid"]), timeout=30, what="the resident runner to stop")
     assert resident.cli("daemon", "status").returncode == 3
-    idle = resident.start({"MLJOB_DAEMON_IDLE": "1"})
+    # 5 s, not 1: under load each polling `daemon status` (a new Python process) can take longer than a 1 s spell,
+    # and the resident would leave before it is ever seen serving.
+    idle = resident.start({"MLJOB_DAEMON_IDLE": "5"})
     wait_for(lambda: _gone(idle["pid"]), timeout=30, what="the idle resident runner to leave")
     assert not any(resident.folder.glob("*.sock"))
 
