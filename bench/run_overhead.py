@@ -262,6 +262,9 @@ def main() -> int:
             if sock and not Path(f"/proc/{resident_pid}").exists() and not Path(sock).exists():
                 Path(sock + ".lock").unlink(missing_ok=True)  # the runner leaves its lock file; this venv is gone
         shutil.rmtree(work, ignore_errors=True)
+        from mljob.runner import tracking
+
+        tracking.stop()  # the throw-away home's tracking server
     return 0
 
 

@@ -113,6 +113,9 @@ def main() -> int:
                                           f"{(value - bare) / args.trials * 1000:.0f} ms per trial)")
         print(f"  {name:<20} {value:7.2f} s{extra}")
     print(f"target: <= 1.1x; MLJOB_HOME used: {home}")
+    from mljob.runner import tracking
+
+    tracking.stop()  # the throw-away home's tracking server
     return 0
 
 

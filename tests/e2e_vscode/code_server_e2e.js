@@ -7,7 +7,7 @@
 //      MLJOB_E2E_DIAG_TIMEOUT (seconds), MLJOB_E2E_KEEP (keep code-server's temp folder).
 // Prints one `STEP <name> PASS|FAIL <detail>` line per step; exit status 0 only when every step passed.
 "use strict";
-const { spawn, execFileSync } = require("child_process");
+const { spawn, spawnSync, execFileSync } = require("child_process");
 const fs = require("fs");
 const net = require("net");
 const os = require("os");
@@ -382,6 +382,9 @@ let failShot = async () => {};
 main()
   .catch(async (e) => { record("harness", false, e.stack || e.message); })
   .finally(() => {
+    // The runs' tracking server belongs to this MLJOB_HOME: stopped with it (by its pid and start time).
+    spawnSync(PY, ["-m", "mljob", "tracking", "stop"], { env: { ...env, MLJOB_HOME: csEnv.MLJOB_HOME, MLJOB_DAEMON: "0" },
+      timeout: 60000 });
     if (!env.MLJOB_E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
     const failed = results.filter((r) => !r.ok).map((r) => r.name);
     const expected = ALL.filter((s) => STEPS.has(s));
