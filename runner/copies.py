@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import secrets
 import stat
 import time
@@ -58,11 +57,10 @@ class CopyStats:
 
 
 def parse_size(text: str) -> int:
-    """`50G`, `800M`, `1.5GiB`, `4096`: bytes (K, M, G, T are binary multiples)."""
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
-    if not found:
-        raise ValueError(text)
-    value = int(float(found.group(1)) * 1024 ** " kmgt".index(found.group(2).lower() or " "))
+    """`50G`, `800M`, `1.5GiB`, `4096`: a positive number of bytes (engine_api.parse_bytes reads them)."""
+    from mljob.runner.engine_api import parse_bytes
+
+    value = parse_bytes(text)
     if value <= 0:
         raise ValueError(text)
     return value

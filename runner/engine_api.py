@@ -49,13 +49,14 @@ def address() -> str:
 
 
 def parse_bytes(text: str | int) -> int:
-    """Docker's sizes: `2g`, `512m`, `64k`, `1024` (bytes)."""
+    """Sizes as Docker writes them, in binary multiples: `2g`, `512m`, `64k`, `1.5GiB`, `1024` (bytes). The one size
+    parser of the runner (shm_size, MLJOB_COPY_LIMIT)."""
     if isinstance(text, int):
         return text
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmg]?)b?\s*", str(text).lower())
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", str(text).lower())
     if not found:
         raise ValueError(f"`{text}` is not a size (e.g. 2g, 512m)")
-    factor = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[found.group(2)]
+    factor = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[found.group(2)]
     return int(float(found.group(1)) * factor)
 
 

@@ -1,4 +1,5 @@
-"""What the kernel says of processes (/proc/PID/stat): the one reader behind the runner's "is it still running?".
+"""What the kernel says of processes (/proc): the one reader behind the runner's "is it still running?", "whose is
+this process?" and "whose is this connection?".
 
 (runner/rsh_agent.py keeps its own: it is a standalone program that runs inside containers without mljob.)
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -58,6 +61,72 @@ def processes() -> Iterator[ProcStat]:
             found = stat(int(name))
             if found is not None:  # None: it ended meanwhile
                 yield found
+
+
+def environ(pid: int) -> list[bytes]:
+    """The environment a process started with, as `NAME=value` entries (empty when it is gone or not ours to read)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return handle.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def cmdline(pid: int) -> list[str]:
+    """A process's arguments (empty when it is gone, or a kernel thread)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def carrying(entry: str) -> list[ProcStat]:
+    """Live processes whose environment holds `entry` exactly (`MLFLOW_RUN_ID=…`: every process of one run)."""
+    mark = entry.encode()
+    return [p for p in processes() if p.alive and mark in environ(p.pid)]
+
+
+def _tcp_address(host: str, port: int) -> str | None:
+    try:
+        packed = socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        return None
+    # /proc/net/tcp prints an address as the kernel's 32-bit word in host order (on little-endian machines, the
+    # bytes reversed).
+    return f"{struct.unpack('=I', packed)[0]:08X}:{port:04X}"
+
+
+def is_local_address(host: str) -> bool:
+    """Whether `host` is an IPv4 address of this machine (in this network namespace): only those can be bound."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+        return True
+    except OSError:
+        return False
+
+
+def tcp_peer_uid(client: tuple[str, int] | None, server: tuple[str, int] | None) -> int | None:
+    """The uid owning the client end of a TCP connection to `server`, when that end is a socket of this machine."""
+    if not client or not server or not is_local_address(client[0]):
+        return None  # a container's or another machine's address: no socket of ours, whatever its port
+    remote = _tcp_address(*server)
+    if remote is None:
+        return None
+    # Matched by the client's port, not its whole address: the address a server sees for a local client is not
+    # always the one the client's socket holds (seen here: 192.0.2.2, eth0's, for a client bound to 172.17.0.1).
+    port = f":{client[1]:04X}"
+    try:
+        with open("/proc/net/tcp") as table:
+            next(table)
+            for line in table:
+                fields = line.split()
+                if fields[2] == remote and fields[1].endswith(port):
+                    return int(fields[7])
+    except OSError:
+        return None
+    return None
 
 
 def signal_process(pid: int, start: str, sig: int) -> bool:

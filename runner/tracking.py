@@ -146,7 +146,14 @@ def ensure() -> Server:
             return found
         key()
         host = listen_host()
-        sock = _bind(host)
+        try:
+            sock = _bind(host)
+        except OSError as err:
+            from mljob.runner import problems
+
+            raise problems.plain(None, problems.ENGINE, f"mljob's tracking server cannot listen on {host} ({err}): "
+                                 "set MLJOB_TRACKING_HOST to an address of this machine that your jobs reach, or "
+                                 "MLFLOW_TRACKING_URI to a tracking server of your own") from None
         log = open(_folder() / "server.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             # MLflow and its server must not see the caller's tracking settings as their own.

@@ -2,9 +2,9 @@
 
 Three kinds of caller:
 - the owner: a process of this machine running as the user who started the server (the runner, `mljob ui` in the
-  user's browser, the user's own scripts). The uid comes from the kernel's socket table (/proc/net/tcp), as the
-  resident runner takes its callers' uid from SO_PEERCRED; a connection from a container is in another network
-  namespace and never looks like the owner.
+  user's browser, the user's own scripts). The uid comes from the kernel's socket table (/proc/net/tcp, read by
+  runner/procfs.py), as the resident runner takes its callers' uid from SO_PEERCRED; a connection from a container
+  comes from an address that is not this machine's and never looks like the owner.
 - a job: it presents its run's token (MLFLOW_TRACKING_TOKEN, which every MLflow client sends as `Bearer`). It may
   read, and write only into its own run and the child runs it creates, its experiment's logged models, and
   artifacts under its experiment's folder.
@@ -23,15 +23,16 @@ import hashlib
 import hmac
 import json
 import re
-import socket
 import sqlite3
-import struct
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+
+from mljob.runner import procfs
+from mljob.runner.history_base import ARTIFACTS_SCHEME
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,39 +70,6 @@ def verify(secret: bytes, presented: str) -> Job | None:
     return Job(parts[0], parts[1])
 
 
-def _hex_address(host: str, port: int) -> str | None:
-    try:
-        packed = socket.inet_pton(socket.AF_INET, host)
-    except OSError:
-        return None
-    # /proc/net/tcp prints the address as the kernel's 32-bit word in host order: on a little-endian machine, the
-    # bytes reversed.
-    return f"{struct.unpack('=I', packed)[0]:08X}:{port:04X}"
-
-
-def peer_uid(client: tuple[str, int] | None, server: tuple[str, int] | None) -> int | None:
-    """The uid owning the other end of a TCP connection to this server, when that end is on this machine."""
-    if not client or not server:
-        return None
-    remote = _hex_address(*server)
-    if remote is None:
-        return None
-    # Matched by the client's port, not its address: the address a server sees for a local client is not always the
-    # one the client's socket holds (seen here: 192.0.2.2 for a client bound to 172.17.0.1). A socket of a container
-    # is in another network namespace and never in this table.
-    port = f":{client[1]:04X}"
-    try:
-        with open("/proc/net/tcp") as table:
-            next(table)
-            for line in table:
-                fields = line.split()
-                if fields[2] == remote and fields[1].endswith(port):
-                    return int(fields[7])
-    except OSError:
-        return None
-    return None
-
-
 class Gate:
     def __init__(self, app: Callable[..., Awaitable[None]], *, secret: bytes, owner_uid: int, store: Path) -> None:
         self.app = app
@@ -122,7 +90,7 @@ class Gate:
         now = time.monotonic()
         if key is not None and self._owners.get(key, 0) > now:  # type: ignore[arg-type]
             return True
-        if peer_uid(client, scope.get("server")) == self.owner_uid:
+        if procfs.tcp_peer_uid(client, scope.get("server")) == self.owner_uid:
             if key is not None:
                 self._owners[key] = now + 5  # the same keep-alive connection; a closed port is reused later
             return True
@@ -155,8 +123,8 @@ class Gate:
                               (int(job.experiment_id),))
             location = str(row[0]) if row and row[0] else ""
             folder = None
-            if location.startswith("mlflow-artifacts:"):
-                folder = location[len("mlflow-artifacts:"):].strip("/")
+            if location.startswith(ARTIFACTS_SCHEME):
+                folder = location[len(ARTIFACTS_SCHEME):].strip("/")
             self._folders[job.experiment_id] = folder
         return self._folders[job.experiment_id]
 

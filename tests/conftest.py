@@ -53,10 +53,7 @@ def _no_tracking_server_left(tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     base = str(tmp_path_factory.getbasetemp())
     for stat in procfs.processes():
-        try:
-            words = Path(f"/proc/{stat.pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
+        words = procfs.cmdline(stat.pid)
         if "mljob.runner.tracking_serve" in words and any(word.startswith(base) for word in words):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stat.pid, signal.SIGTERM)

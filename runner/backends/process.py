@@ -128,7 +128,7 @@ def run_members(pgid: int, leader_start: str, run_id: str) -> tuple[bool, list[p
         return True, group
     mark = f"MLFLOW_RUN_ID={run_id}".encode()
     return False, [p for p in group if run_id and p.session == pgid and int(p.start) >= int(leader_start)
-                   and mark in _environment(p.pid)]
+                   and mark in procfs.environ(p.pid)]
 
 
 def reap_group(pgid: int, leader_start: str, facts: dict[str, str]) -> str:
@@ -158,14 +158,6 @@ def reap_group(pgid: int, leader_start: str, facts: dict[str, str]) -> str:
         time.sleep(0.005)
         leader, members = run_members(pgid, leader_start, run_id)
     return f"process group {pgid} ended"
-
-
-def _environment(pid: int) -> list[bytes]:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            return handle.read().split(b"\0")
-    except OSError:  # gone, or not ours to read
-        return []
 
 
 def _signal_members(pgid: int, leader: bool, members: list[procfs.ProcStat], sig: int) -> None:

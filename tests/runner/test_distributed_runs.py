@@ -142,23 +142,8 @@ def test_a_crashing_rank_fails_the_job_and_stops_the_others(mljob: Mljob, write_
 
 def _processes_of(run_id: str) -> list[str]:
     """Live processes (not zombies) that carry the run's MLFLOW_RUN_ID: what a rank or its children would be."""
-    mark = f"MLFLOW_RUN_ID={run_id}".encode()
-    found = []
-    for proc in procfs.processes():
-        try:
-            environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if mark in environ and proc.alive:
-            found.append(f"pid {proc.pid} ({proc.state}, parent {proc.ppid}, group {proc.pgid}): {_cmdline(proc.pid)}")
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+    return [f"pid {p.pid} ({p.state}, parent {p.ppid}, group {p.pgid}): {' '.join(procfs.cmdline(p.pid))}"
+            for p in procfs.carrying(f"MLFLOW_RUN_ID={run_id}")]
 
 
 SEEDS = {

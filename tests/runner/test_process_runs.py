@@ -231,15 +231,8 @@ def test_every_rank_of_a_distributed_job_runs_with_the_callers_python(mljob: Mlj
 
 def _residents_of(runtime: Path) -> list[int]:
     """Live resident runners (and their spares) whose socket is in `runtime`: this test's, none of anyone else's."""
-    found = []
-    for proc in procfs.processes():
-        try:
-            argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if proc.alive and b"serve" in argv and any(a.startswith(f"{runtime}/".encode()) for a in argv):
-            found.append(proc.pid)
-    return found
+    return [p.pid for p in procfs.processes() if p.alive and "serve" in (argv := procfs.cmdline(p.pid))
+            and any(a.startswith(f"{runtime}/") for a in argv)]
 
 
 @pytest.fixture

@@ -205,6 +205,19 @@ def test_ui_serves_the_runs_and_refuses_writes_without_the_runs_token(mljob, wri
         assert out.strip() == expected, (token, out)
     assert "intruder" not in History().get(view.run_id).metrics
 
+    # With its token a job (here: this process, which the token makes a job) makes a child run and logs into it; the
+    # gate knows the child from MLflow's own tags table.
+    api = f"{server.url}/api/2.0/mlflow"
+    status, made = _call(f"{api}/runs/create", {"experiment_id": neighbour.experiment_id, "tags": [
+        {"key": "mlflow.parentRunId", "value": neighbour.run_id}]}, token=own)
+    assert status == 200, made
+    child = made["run"]["info"]["run_id"]  # type: ignore[index]
+    assert child != neighbour.run_id
+    assert _call(f"{api}/runs/log-metric", {**metric, "run_id": child}, token=own)[0] == 200
+    assert _call(f"{api}/runs/log-metric", metric, token=own)[0] == 403  # still not the other job's run
+    status, again = _call(f"{api}/runs/create", {"experiment_id": "0"}, token=own)  # a second top-level run
+    assert status == 200 and again["run"]["info"]["run_id"] == neighbour.run_id  # type: ignore[index]
+
 
 def test_a_token_names_one_run_and_only_the_key_makes_it() -> None:
     from mljob.runner.tracking_gate import Job, token, verify
@@ -222,7 +235,7 @@ def test_the_owner_is_told_by_the_uid_of_the_connecting_socket() -> None:
     import os
     import socket
 
-    from mljob.runner.tracking_gate import peer_uid
+    from mljob.runner.procfs import tcp_peer_uid
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -230,8 +243,10 @@ def test_the_owner_is_told_by_the_uid_of_the_connecting_socket() -> None:
         with socket.create_connection(server.getsockname()) as client:
             accepted, address = server.accept()
             with accepted:
-                assert peer_uid(address, server.getsockname()) == os.getuid()
-                assert peer_uid(("127.0.0.1", 1), server.getsockname()) is None  # no such connection
+                assert tcp_peer_uid(address, server.getsockname()) == os.getuid()
+                assert tcp_peer_uid(("127.0.0.1", 1), server.getsockname()) is None  # no such connection
+                # The same port from an address that is not this machine's (a container's): never the owner.
+                assert tcp_peer_uid(("172.31.254.7", address[1]), server.getsockname()) is None
     assert client is not None
 
 
